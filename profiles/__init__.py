@@ -1,0 +1,1 @@
+"""Data package: the PS3.15 2026c tables (CSV, unchanged) and the named policies (TOML)."""

@@ -1,0 +1,312 @@
+"""The Deidentifier: gates -> identifiers -> plan -> apply -> markers -> encode -> verify.
+
+A :class:`Deidentifier` holds only immutable configuration (policy, key), so one instance can
+be shared by many threads. Every call works on its own data set.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import secrets
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.filewriter import dcmwrite
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRBigEndian, MediaStorageDirectoryStorage
+
+from deid.actions import ApplyContext, apply_plan
+from deid.audit import AuditRecord
+from deid.codes import Outcome, ProfileOption, RejectReason
+from deid.descriptors import Scrubber
+from deid.errors import DeidError, PolicyError, RejectedError
+from deid.identifiers import Category, Identifiers, collect
+from deid.keys import Pseudonymizer
+from deid.markers import add_markers, new_file_meta, transfer_syntax
+from deid.plan import Plan, build_plan
+from deid.policy import Policy, load_policy
+from deid.verify import verify
+
+logger = logging.getLogger("deid")
+
+_PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+
+
+@dataclass(frozen=True)
+class DeidResult:
+    """A de-identified object: the data set, its encoded bytes, the plan and the audit record."""
+
+    dataset: Dataset
+    data: bytes
+    plan: Plan
+    audit: AuditRecord
+
+
+class Deidentifier:
+    """De-identify DICOM objects with one policy and one key.
+
+    Parameters
+    ----------
+    policy : Policy, str or Path
+        A :class:`deid.Policy`, the name of a shipped policy (``"upload"``, ``"basic"``,
+        ``"research"``) or a TOML file.
+    key : Pseudonymizer or bytes
+        The secret behind every pseudonym. Required: there is no random default.
+    verify : bool
+        Search every output for the input's identifiers before releasing it (default True).
+    """
+
+    def __init__(self, policy: Policy | str | Path = "upload", key: Pseudonymizer | bytes | None = None,
+                 *, verify: bool = True) -> None:
+        self.policy = load_policy(policy)
+        if key is None:
+            raise PolicyError("a key is required (Pseudonymizer or 32 bytes)", source="<key>")
+        self.pseudonymizer = key if isinstance(key, Pseudonymizer) else Pseudonymizer(key)
+        self.verify = verify
+
+    def __repr__(self) -> str:
+        return f"Deidentifier(policy={self.policy.name!r}, key={self.pseudonymizer.fingerprint!r})"
+
+    # -- public API -------------------------------------------------------------------
+
+    def plan(self, ds: Dataset) -> Plan:
+        """The plan for ``ds`` (nothing is changed)."""
+        _gate(ds)
+        return _guard("plan", lambda: build_plan(ds, self.policy))
+
+    def deidentify(self, ds: Dataset) -> DeidResult:
+        """De-identify a copy of ``ds``; ``ds`` itself is left as it was."""
+        return self._run(_clone(ds))
+
+    def deidentify_bytes(self, data: bytes) -> DeidResult:
+        """De-identify an encoded DICOM object (Part 10 file, or a bare data set)."""
+        return self._run(read_dataset(data))
+
+    def deidentify_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> DeidResult:
+        """Read ``src``, write the result to ``dst`` atomically; nothing is written on rejection."""
+        try:
+            data = Path(src).read_bytes()
+        except OSError as exc:
+            raise RejectedError(RejectReason.NOT_DICOM, f"cannot read input ({type(exc).__name__})") from None
+        result = self.deidentify_bytes(data)
+        write_atomic(Path(dst), result.data)
+        return result
+
+    # -- the pipeline -----------------------------------------------------------------
+
+    def _run(self, ds: Dataset) -> DeidResult:
+        _gate(ds)
+        identifiers = _guard("collect", lambda: collect(ds))
+        plan = _guard("plan", lambda: build_plan(ds, self.policy))
+        ctx = self._context(ds, identifiers)
+        _guard("apply", lambda: apply_plan(ds, plan, ctx))
+        ts = transfer_syntax(ds)
+        _guard("mark", lambda: add_markers(ds, self.policy))
+        ds.file_meta = new_file_meta(ds, ts)
+        ds.preamble = b"\x00" * 128
+        data = _guard("encode", lambda: encode(ds))
+        if self.verify:
+            checked = _for_verification(identifiers, self.policy)
+            pixel = _pixel_value(ds)
+            verify(ds, data, checked, skip=_skipped(self.policy), pixel_value=pixel)
+        audit = AuditRecord(
+            outcome=Outcome.DEIDENTIFIED,
+            sop_class_uid=plan.sop_class_uid,
+            study_instance_uid=_str(ds.get("StudyInstanceUID")),
+            series_instance_uid=_str(ds.get("SeriesInstanceUID")),
+            sop_instance_uid=_str(ds.get("SOPInstanceUID")),
+            policy=self.policy.name,
+            key_fingerprint=self.pseudonymizer.fingerprint,
+            actions=plan.counts(),
+        )
+        return DeidResult(ds, data, plan, audit)
+
+    def _context(self, ds: Dataset, identifiers: Identifiers) -> ApplyContext:
+        patient_id = _str(ds.get("PatientID")) or ""
+        name = _str(ds.get("PatientName")) or ""
+        low, high = self.policy.date_shift_days
+        shift = self.pseudonymizer.date_shift_days(patient_id or name, low, high)
+        reference = ""
+        for keyword in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"):
+            value = (_str(ds.get(keyword)) or "").strip()
+            if len(value) == 8 and value.isdigit():
+                reference = value
+                break
+        return ApplyContext(
+            pseudonymizer=self.pseudonymizer,
+            patient_id=patient_id,
+            patient_name=name,
+            shift_days=shift,
+            scrubber_factory=lambda: Scrubber(identifiers),
+            birth_date=(_str(ds.get("PatientBirthDate")) or "").strip(),
+            reference_date=reference,
+        )
+
+
+def _str(value: object) -> str | None:
+    if value is None:
+        return None
+    return str(value)
+
+
+def _guard(stage: str, func):  # type: ignore[no-untyped-def]
+    """Run one stage; any unexpected error becomes a rejection that names no value."""
+    try:
+        return func()
+    except DeidError:
+        raise
+    except Exception as exc:
+        logger.debug("stage %s failed: %s", stage, type(exc).__name__)
+        raise RejectedError(RejectReason.INVALID_DATASET, f"{stage} failed ({type(exc).__name__})") from None
+
+
+def _gate(ds: Dataset) -> None:
+    """Fail-closed checks before anything is decided."""
+    try:
+        sop_class = str(ds.get("SOPClassUID", "") or "").strip()
+        sop_instance = str(ds.get("SOPInstanceUID", "") or "").strip()
+    except Exception:
+        raise RejectedError(RejectReason.INVALID_DATASET, "SOP Class or Instance UID unreadable") from None
+    if not sop_class or not sop_instance:
+        raise RejectedError(RejectReason.MISSING_UID, "SOP Class UID and SOP Instance UID are required")
+    if sop_class == MediaStorageDirectoryStorage:
+        raise RejectedError(RejectReason.UNSUPPORTED_SOP_CLASS,
+                            "DICOMDIR: its file references would not match de-identified outputs")
+    if transfer_syntax(ds) == ExplicitVRBigEndian:
+        raise RejectedError(RejectReason.UNSUPPORTED_TRANSFER_SYNTAX,
+                            "Explicit VR Big Endian (retired) cannot be written faithfully")
+
+
+def _for_verification(identifiers: Identifiers, policy: Policy) -> Identifiers:
+    kept = {t for t, a in policy.overrides.items() if a.value == "K"}
+    if not kept:
+        return identifiers
+    from pydicom.datadict import keyword_for_tag
+
+    keywords = {keyword_for_tag(t) for t in kept}
+    return Identifiers(tuple(i for i in identifiers.items if i.source not in keywords))
+
+
+def _skipped(policy: Policy) -> frozenset[Category]:
+    skip: set[Category] = set()
+    if policy.options & {ProfileOption.RETAIN_LONG_FULL_DATES, ProfileOption.RETAIN_LONG_MODIFIED_DATES}:
+        skip.add(Category.DATE)
+    if ProfileOption.RETAIN_INSTITUTION_IDENTITY in policy.options:
+        skip.update({Category.INSTITUTION, Category.ADDRESS})
+    return frozenset(skip)
+
+
+def _pixel_value(ds: Dataset) -> bytes | None:
+    for tag in _PIXEL_TAGS:
+        if tag in ds:
+            value = ds[tag].value
+            if isinstance(value, bytes) and len(value) >= 64:
+                return value
+    return None
+
+
+def encode(ds: Dataset) -> bytes:
+    """Write ``ds`` as a Part 10 file (its file meta must be set)."""
+    buffer = io.BytesIO()
+    dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def read_dataset(data: bytes) -> Dataset:
+    """Parse bytes into a data set, classifying failures as rejections (no values named)."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError("data must be bytes")
+    raw = bytes(data)
+    if len(raw) < 8:
+        raise RejectedError(RejectReason.NOT_DICOM, "fewer than 8 bytes")
+    try:
+        ds = dcmread(io.BytesIO(raw))
+    except InvalidDicomError:
+        ds = _read_forced(raw)
+    except (EOFError, struct.error, OverflowError, MemoryError):
+        raise RejectedError(RejectReason.TRUNCATED, "ends inside an element") from None
+    except Exception as exc:
+        raise RejectedError(RejectReason.INVALID_DATASET, f"unreadable ({type(exc).__name__})") from None
+    _touch_all(ds)
+    return ds
+
+
+def _read_forced(raw: bytes) -> Dataset:
+    try:
+        ds = dcmread(io.BytesIO(raw), force=True)
+    except (EOFError, struct.error):
+        raise RejectedError(RejectReason.NOT_DICOM, "no DICOM preamble and not a readable data set") from None
+    except Exception:
+        raise RejectedError(RejectReason.NOT_DICOM, "no DICOM preamble and not a readable data set") from None
+    try:
+        ok = "SOPClassUID" in ds and len(ds) > 2
+    except Exception:
+        ok = False
+    if not ok:
+        raise RejectedError(RejectReason.NOT_DICOM, "no DICOM preamble and no SOP Class UID")
+    return ds
+
+
+def _touch_all(ds: Dataset) -> None:
+    """Convert every element once so that malformed values fail here, named by tag."""
+    for elem in _walk(ds):
+        _ = elem
+
+
+def _walk(ds: Dataset):  # type: ignore[no-untyped-def]
+    for tag in list(ds.keys()):
+        try:
+            elem = ds[tag]
+        except Exception:
+            raise RejectedError(RejectReason.INVALID_DATASET, f"cannot decode element {_fmt(tag)}") from None
+        yield elem
+        if elem.VR == "SQ" and elem.value:
+            for item in elem.value:
+                yield from _walk(item)
+
+
+def _fmt(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _clone(ds: Dataset) -> Dataset:
+    """A structural copy: new data sets and sequences, shared immutable values (no pixel copy)."""
+    new = Dataset()
+    for tag in ds.keys():
+        item = ds.get_item(tag)
+        if isinstance(item, RawDataElement):
+            new[tag] = item
+            continue
+        elem = ds[tag]
+        if elem.VR == "SQ":
+            copy = type(elem)(elem.tag, "SQ", Sequence([_clone(i) for i in (elem.value or [])]))
+            new[tag] = copy
+        else:
+            new[tag] = type(elem)(elem.tag, elem.VR, elem.value, is_undefined_length=elem.is_undefined_length)
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        new.file_meta = meta
+    new.set_original_encoding(*ds.original_encoding, ds.original_character_set)
+    return new
+
+
+def write_atomic(dst: Path, data: bytes) -> None:
+    """Write to a random temporary name beside ``dst``, fsync, then rename into place."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.parent / f".deid-{secrets.token_hex(8)}.tmp"
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, dst)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RejectedError(RejectReason.WRITE_FAILED, f"cannot write output ({type(exc).__name__})") from None

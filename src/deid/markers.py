@@ -1,0 +1,105 @@
+"""Marks of a de-identified object: PS3.15 E.1.1 and E.2, PS3.3 C.12.1 (SOP Common)."""
+
+from __future__ import annotations
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from deid._version import __dicom_edition__, __version__
+from deid.codes import BASIC_PROFILE_CODE, DEIDENTIFYING_EQUIPMENT_CODE, ProfileOption
+from deid.policy import Policy, options_of
+from deid.standard import method_codes
+
+#: deid's own Implementation Class UID (a UUID-derived 2.25 UID, fixed for the project).
+IMPLEMENTATION_CLASS_UID = "2.25.246844166776241697157244666214110953770"
+IMPLEMENTATION_VERSION_NAME = f"DEID_{__version__}"[:16]
+MANUFACTURER = "deid"
+
+
+def _code_item(code_value: str) -> Dataset:
+    concept = method_codes()[code_value]
+    item = Dataset()
+    item.CodeValue = concept.value
+    item.CodingSchemeDesignator = concept.scheme
+    item.CodeMeaning = concept.meaning
+    return item
+
+
+def method_code_values(policy: Policy) -> list[str]:
+    """CID 7050 codes of the profile and each option used, in the standard's order."""
+    return [BASIC_PROFILE_CODE, *(o.code for o in options_of(policy))]
+
+
+def method_text(policy: Policy) -> list[str]:
+    """De-identification Method values (LO, at most 64 characters each)."""
+    values = [f"deid {__version__}; PS3.15 {__dicom_edition__} Basic Profile"[:64]]
+    values += [method_codes()[o.code].meaning[:64] for o in options_of(policy)]
+    return values
+
+
+def longitudinal_value(policy: Policy) -> str:
+    if ProfileOption.RETAIN_LONG_FULL_DATES in policy.options:
+        return "UNMODIFIED"
+    if ProfileOption.RETAIN_LONG_MODIFIED_DATES in policy.options:
+        return "MODIFIED"
+    return "REMOVED"
+
+
+def add_markers(ds: Dataset, policy: Policy) -> None:
+    """Patient Identity Removed, method text and codes, temporal flag, contributing equipment."""
+    ds.PatientIdentityRemoved = "YES"
+    previous = ds.get("DeidentificationMethod") or []
+    previous = [previous] if isinstance(previous, str) else [str(v) for v in previous]
+    ours = method_text(policy)
+    ds.DeidentificationMethod = [v for v in previous if v not in ours] + ours
+    codes = Sequence(list(ds.get("DeidentificationMethodCodeSequence") or []))
+    present = {str(item.get("CodeValue", "")) for item in codes}
+    for value in method_code_values(policy):
+        if value not in present:
+            codes.append(_code_item(value))
+    ds.DeidentificationMethodCodeSequence = codes
+    ds.LongitudinalTemporalInformationModified = longitudinal_value(policy)
+    equipment = Dataset()
+    equipment.Manufacturer = MANUFACTURER
+    equipment.ManufacturerModelName = "deid-dicom"
+    equipment.SoftwareVersions = __version__
+    equipment.PurposeOfReferenceCodeSequence = Sequence([_code_item(DEIDENTIFYING_EQUIPMENT_CODE)])
+    equipment.ContributionDescription = (
+        f"De-identified with deid {__version__}: PS3.15 {__dicom_edition__} Basic Application "
+        f"Confidentiality Profile, policy {policy.name}"
+    )[:1024]
+    contributing = Sequence(list(ds.get("ContributingEquipmentSequence") or []))
+    contributing.append(equipment)
+    ds.ContributingEquipmentSequence = contributing
+
+
+def transfer_syntax(ds: Dataset) -> UID:
+    """The transfer syntax to write: the input's own, else what its encoding was."""
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    if ts:
+        return UID(str(ts))
+    implicit, little = ds.original_encoding
+    if little is False:
+        return ExplicitVRBigEndian
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian
+
+
+def new_file_meta(ds: Dataset, ts: UID) -> FileMetaDataset:
+    """A new File Meta Information group: nothing of the original one is carried over."""
+    meta = FileMetaDataset()
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ts
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    return meta

@@ -1,0 +1,83 @@
+"""Tag patterns of the standard's tables: exact tags, repeating groups and private blocks."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_EXACT = re.compile(r"^\(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\)$")
+_SAFE_PRIVATE = re.compile(r"^\(([0-9A-Fa-f]{4}),xx([0-9A-Fa-f]{2})\)$")
+
+CURVE_PATTERN = "(50xx,xxxx)"
+OVERLAY_DATA_PATTERN = "(60xx,3000)"
+OVERLAY_COMMENTS_PATTERN = "(60xx,4000)"
+PRIVATE_PATTERN = "(gggg,eeee) where gggg is odd"
+REPEATING_PATTERNS = (CURVE_PATTERN, OVERLAY_DATA_PATTERN, OVERLAY_COMMENTS_PATTERN, PRIVATE_PATTERN)
+
+
+def parse_tag(text: str) -> int:
+    """Parse ``(gggg,eeee)`` (or ``gggg,eeee`` / ``ggggeeee``) into an int; ``ValueError`` else."""
+    cleaned = text.strip()
+    match = _EXACT.match(cleaned)
+    if match is None:
+        bare = cleaned.strip("()").replace(",", "").replace(" ", "")
+        if len(bare) != 8 or not all(c in "0123456789abcdefABCDEF" for c in bare):
+            raise ValueError(f"not a tag: {text!r}")
+        return int(bare, 16)
+    return int(match.group(1) + match.group(2), 16)
+
+
+def format_tag(tag: int) -> str:
+    """``(GGGG,EEEE)`` in upper-case hex, as the standard writes tags."""
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+@dataclass(frozen=True, slots=True)
+class SafePrivateKey:
+    """A private element independent of where its block sits: (group, creator, low byte)."""
+
+    group: int
+    creator: str
+    element: int
+
+    @classmethod
+    def parse(cls, tag_text: str, creator: str) -> SafePrivateKey:
+        match = _SAFE_PRIVATE.match(tag_text.strip())
+        if match is None:
+            raise ValueError(f"not a private tag pattern: {tag_text!r}")
+        return cls(int(match.group(1), 16), normalise_creator(creator), int(match.group(2), 16))
+
+
+def normalise_creator(creator: str) -> str:
+    """Private creators compare after trimming the padding and surrounding spaces."""
+    return creator.strip(" \x00")
+
+
+def is_private_group(group: int) -> bool:
+    return group % 2 == 1
+
+
+def is_private_creator(tag: int) -> bool:
+    """(gggg,0010)-(gggg,00FF) in an odd group reserves a block."""
+    return is_private_group(tag >> 16) and 0x0010 <= (tag & 0xFFFF) <= 0x00FF
+
+
+def private_block(tag: int) -> int | None:
+    """Block byte (0x10-0xFF) of a private data element, or None for creators and others."""
+    elem = tag & 0xFFFF
+    if not is_private_group(tag >> 16) or elem < 0x1000:
+        return None
+    return elem >> 8
+
+
+def repeating_pattern(tag: int) -> str | None:
+    """The repeating-group row a public tag falls under, if any."""
+    group, elem = tag >> 16, tag & 0xFFFF
+    if 0x5000 <= group <= 0x50FF and group % 2 == 0:
+        return CURVE_PATTERN
+    if 0x6000 <= group <= 0x60FF and group % 2 == 0:
+        if elem == 0x3000:
+            return OVERLAY_DATA_PATTERN
+        if elem == 0x4000:
+            return OVERLAY_COMMENTS_PATTERN
+    return None
