@@ -1,0 +1,331 @@
+"""The identifiers of one object, collected once before anything changes.
+
+:func:`collect` walks a data set (every sequence depth, and the file meta) and gathers the
+values that identify the patient or the visit: names and their parts, IDs, dates, institution,
+address and phone. Later steps use them to clean free text (:mod:`deid.descriptors`) and to
+prove that none of them survived (:mod:`deid.verify`).
+
+The values are PHI: an :class:`Identifier` never shows its value in ``repr`` and nothing in
+this module logs or raises with one.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from pydicom.multival import MultiValue
+from pydicom.valuerep import PersonName
+
+from deid.tags import format_tag
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
+    from pydicom.dataelem import DataElement
+
+
+class Category(str, Enum):  # noqa: UP042 (str Enums, as in deid.codes)
+    """What kind of identifier a value is."""
+
+    NAME = "name"
+    NAME_PART = "name_part"
+    ID = "id"
+    DATE = "date"
+    INSTITUTION = "institution"
+    ADDRESS = "address"
+    PHONE = "phone"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    """One identifying value of the input.
+
+    Attributes
+    ----------
+    category
+        What kind of identifier it is.
+    value
+        The original text, stripped. Hidden from ``repr``.
+    source
+        Keyword of the attribute it came from (or its tag for private elements).
+    """
+
+    category: Category
+    value: str = field(repr=False)
+    source: str
+
+
+@dataclass(frozen=True)
+class Identifiers:
+    """The identifiers of one object, without duplicates, in a deterministic order."""
+
+    items: tuple[Identifier, ...]
+
+    def by_category(self, *categories: Category | str) -> tuple[Identifier, ...]:
+        """Return the identifiers of the given categories (none given: none returned)."""
+        wanted = _categories(categories)
+        return tuple(item for item in self.items if item.category in wanted)
+
+    def without(self, *categories: Category | str) -> Identifiers:
+        """Return a copy without the given categories (e.g. DATE when dates are kept)."""
+        dropped = _categories(categories)
+        return Identifiers(tuple(item for item in self.items if item.category not in dropped))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def __iter__(self) -> Iterator[Identifier]:
+        return iter(self.items)
+
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for item in self.items:
+            counts[item.category.value] = counts.get(item.category.value, 0) + 1
+        shown = ", ".join(f"{name}={count}" for name, count in counts.items())
+        return f"Identifiers({shown})"
+
+
+def _categories(values: Iterable[Category | str]) -> frozenset[Category]:
+    return frozenset(Category(value) for value in values)
+
+
+# Attributes whose whole value is an identifier (PN and DA/DT are found by VR instead).
+_BY_KEYWORD: dict[str, Category] = {
+    "PatientID": Category.ID,
+    "OtherPatientIDs": Category.ID,
+    "IssuerOfPatientID": Category.ID,
+    "AccessionNumber": Category.ID,
+    "StudyID": Category.ID,
+    "AdmissionID": Category.ID,
+    "ServiceEpisodeID": Category.ID,
+    "MedicalRecordLocator": Category.ID,
+    "RequestedProcedureID": Category.ID,
+    "PerformedProcedureStepID": Category.ID,
+    "ScheduledProcedureStepID": Category.ID,
+    "FillerOrderNumberImagingServiceRequest": Category.ID,
+    "PlacerOrderNumberImagingServiceRequest": Category.ID,
+    "FillerOrderNumberProcedure": Category.ID,
+    "PlacerOrderNumberProcedure": Category.ID,
+    "ClinicalTrialSubjectID": Category.ID,
+    "ClinicalTrialSubjectReadingID": Category.ID,
+    "InsurancePlanIdentification": Category.ID,
+    "InstitutionName": Category.INSTITUTION,
+    "InstitutionalDepartmentName": Category.INSTITUTION,
+    "ResponsibleOrganization": Category.INSTITUTION,
+    "InstitutionAddress": Category.ADDRESS,
+    "PatientAddress": Category.ADDRESS,
+    "ReferringPhysicianAddress": Category.ADDRESS,
+    "PersonAddress": Category.ADDRESS,
+    "CountryOfResidence": Category.ADDRESS,
+    "RegionOfResidence": Category.ADDRESS,
+    "PatientTelephoneNumbers": Category.PHONE,
+    "PatientTelecomInformation": Category.PHONE,
+    "ReferringPhysicianTelephoneNumbers": Category.PHONE,
+    "PersonTelephoneNumbers": Category.PHONE,
+    "MilitaryRank": Category.OTHER,
+    "BranchOfService": Category.OTHER,
+    "Occupation": Category.OTHER,
+    "PatientReligiousPreference": Category.OTHER,
+}
+
+# Inside these sequences, the code value is an identifier too.
+_CODE_VALUE_SEQUENCES = frozenset({"PatientInsurancePlanCodeSequence"})
+
+# Tokens of a name that say nothing about the person (titles, suffixes, particles).
+_NOT_NAME_PARTS = frozenset(
+    {
+        "DR", "MR", "MRS", "MS", "MX", "MISS", "JR", "SR", "II", "III", "IV", "PROF", "PHD",
+        "MD", "REV", "SIR", "DDS", "DMD", "RN", "ESQ", "VAN", "VON", "DER", "DEN", "DEL",
+        "DES", "DOS", "DAS", "LA", "LE", "DE", "DI", "DU", "DA",
+    }
+)  # fmt: skip
+
+_MIN_LENGTH = 3
+_PN_COMPONENTS = 3
+
+
+def collect(ds: Dataset) -> Identifiers:
+    """Collect the identifiers of a data set, its sequences at any depth and its file meta.
+
+    Parameters
+    ----------
+    ds
+        The original data set, before any change.
+
+    Returns
+    -------
+    Identifiers
+        Every identifier once, in walk order (file meta first, then by tag, depth first).
+        Values that cannot be decoded are skipped; this function does not raise on odd values.
+    """
+    collector = _Collector()
+    file_meta = getattr(ds, "file_meta", None)
+    if file_meta is not None:
+        collector.walk(file_meta, in_code_sequence=False)
+    collector.walk(ds, in_code_sequence=False)
+    return Identifiers(tuple(collector.items))
+
+
+class _Collector:
+    """Accumulates identifiers without duplicates while walking a data set."""
+
+    def __init__(self) -> None:
+        self.items: list[Identifier] = []
+        self._seen: set[tuple[Category, str]] = set()
+
+    def add(self, category: Category, value: str, source: str) -> None:
+        text = value.strip(" \t\r\n\x00")
+        if not _long_enough(category, text):
+            return
+        key = (category, _dedupe_key(text))
+        if key not in self._seen:
+            self._seen.add(key)
+            self.items.append(Identifier(category, text, source))
+
+    def walk(self, ds: Dataset, *, in_code_sequence: bool) -> None:
+        for elem in _elements(ds):
+            try:
+                self._visit(elem, in_code_sequence=in_code_sequence)
+            except Exception:  # malformed values are skipped, never reported with their value
+                continue
+
+    def _visit(self, elem: DataElement, *, in_code_sequence: bool) -> None:
+        vr = elem.VR
+        keyword = elem.keyword
+        source = keyword or format_tag(elem.tag)
+        if vr == "SQ":
+            nested = keyword in _CODE_VALUE_SEQUENCES
+            for item in elem.value or ():
+                self.walk(item, in_code_sequence=nested)
+            return
+        if vr == "PN":
+            for name in _values(elem):
+                self._add_person_name(name, source)
+            return
+        if vr in ("DA", "DT"):
+            for value in _values(elem):
+                self._add_date(value, source)
+            return
+        category = _BY_KEYWORD.get(keyword)
+        if category is None and in_code_sequence and keyword == "CodeValue":
+            category = Category.ID
+        if category is not None:
+            for value in _values(elem):
+                if isinstance(value, str):
+                    self.add(category, value, source)
+
+    def _add_person_name(self, value: object, source: str) -> None:
+        if isinstance(value, PersonName):
+            groups: Iterable[str] = value.components
+        elif isinstance(value, str):
+            groups = value.split("=")
+        else:
+            return
+        for group in list(groups)[:_PN_COMPONENTS]:
+            self._add_name_group(group, source)
+
+    def _add_name_group(self, group: str, source: str) -> None:
+        parts = [part.strip() for part in group.split("^")] + [""] * 5
+        family, given, middle = parts[0], parts[1], parts[2]
+        self.add(Category.NAME, group.strip().rstrip("^").strip(), source)
+        for form in _name_forms(family, given, middle):
+            self.add(Category.NAME, form, source)
+        for part in (family, given, middle):
+            for candidate in _name_parts(part):
+                self.add(Category.NAME_PART, candidate, source)
+
+    def _add_date(self, value: object, source: str) -> None:
+        if isinstance(value, datetime.date):
+            text = value.strftime("%Y%m%d")
+        elif isinstance(value, str):
+            text = value.strip()[:8]
+        else:
+            return
+        if _is_full_date(text):
+            self.add(Category.DATE, text, source)
+
+
+def _elements(ds: Dataset) -> Iterator[DataElement]:
+    """Yield the elements of one level, sorted by tag, skipping those that cannot be read."""
+    try:
+        tags = sorted(ds.keys())
+    except Exception:
+        return
+    for tag in tags:
+        try:
+            elem = ds[tag]
+        except Exception:  # pydicom raises on malformed values: skip them
+            continue
+        yield elem
+
+
+def _values(elem: DataElement) -> list[object]:
+    """The values of an element as a list; empty for binary values and ``None``."""
+    value = elem.value
+    if value is None or isinstance(value, bytes | bytearray | memoryview):
+        return []
+    if isinstance(value, MultiValue | list | tuple):
+        return list(value)
+    return [value]
+
+
+def _name_forms(family: str, given: str, middle: str) -> list[str]:
+    """The usual spellings of a name without prefix and suffix, both orders."""
+    if not (family and given):
+        return []
+    if not middle:
+        return [f"{family} {given}", f"{given} {family}"]
+    return [
+        f"{family} {given} {middle}",
+        f"{family} {given}",
+        f"{given} {middle} {family}",
+        f"{given} {family}",
+    ]
+
+
+def _name_parts(part: str) -> list[str]:
+    """A name component and its words, when long enough and not a title or particle."""
+    found: list[str] = []
+    if _is_name_word(part):
+        found.append(part)
+    words = part.replace("-", " ").split()
+    if len(words) > 1:
+        found.extend(word for word in words if _is_name_word(word))
+    return found
+
+
+def _is_name_word(word: str) -> bool:
+    cleaned = word.strip(" .,")
+    return len(cleaned) >= _MIN_LENGTH and cleaned.upper() not in _NOT_NAME_PARTS
+
+
+def _long_enough(category: Category, text: str) -> bool:
+    """Skip empty and too short values, and IDs made only of zeros."""
+    alnum = [char for char in text if char.isalnum()]
+    if len(text) < _MIN_LENGTH or len(alnum) < _MIN_LENGTH:
+        return False
+    return not (category is Category.ID and all(char == "0" for char in alnum))
+
+
+def _dedupe_key(text: str) -> str:
+    """Values that differ only in case and separators are the same identifier."""
+    words = "".join(char if char.isalnum() else " " for char in text.casefold()).split()
+    return " ".join(words)
+
+
+def _is_full_date(text: str) -> bool:
+    """Whether ``text`` is a valid full date ``YYYYMMDD``."""
+    if len(text) != 8 or not text.isascii() or not text.isdigit():
+        return False
+    try:
+        datetime.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return False
+    return True

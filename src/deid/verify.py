@@ -1,0 +1,267 @@
+"""Residual-PHI scan: search the output for the identifiers of the input.
+
+Two searches, both by whole words (see :mod:`deid.descriptors`):
+
+- every decoded string value (text, person names, multi-values) at every sequence depth and
+  in the file meta, reported by tag path, keyword and category;
+- the encoded bytes, pixel data value excluded when it can be located, for identifiers of at
+  least four characters as ASCII / latin-1 and UTF-8, reported by offset and category.
+
+A hit names where and what kind, never the value.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pydicom.multival import MultiValue
+from pydicom.valuerep import PersonName
+
+from deid.descriptors import RAW, Scrubber, WordMatcher
+from deid.errors import ResidualPhiError
+from deid.identifiers import Category, Identifier, Identifiers
+from deid.tags import format_tag
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
+    from pydicom.dataelem import DataElement
+
+__all__ = ["find_residual", "verify"]
+
+_MIN_RAW_LENGTH = 4
+_MAX_TRAILER = 16
+# Binary and numeric VRs hold no text to decode; their bytes are still searched raw.
+_NO_TEXT_VRS = frozenset(
+    {"OB", "OD", "OF", "OL", "OV", "OW", "UN", "US", "SS", "UL", "SL", "FL", "FD", "AT",
+     "SV", "UV", "IS", "DS", "SQ"}
+)  # fmt: skip
+
+
+def verify(
+    ds: Dataset,
+    encoded: bytes | None,
+    identifiers: Identifiers,
+    *,
+    skip: Collection[Category | str] = frozenset(),
+    pixel_value: bytes | None = None,
+) -> None:
+    """Raise :class:`~deid.errors.ResidualPhiError` when the output holds an identifier.
+
+    Parameters are those of :func:`find_residual`.
+
+    Raises
+    ------
+    ResidualPhiError
+        With the hits (tag paths, offsets and categories; never values).
+    """
+    hits = find_residual(ds, encoded, identifiers, skip=skip, pixel_value=pixel_value)
+    if hits:
+        raise ResidualPhiError(hits)
+
+
+def find_residual(
+    ds: Dataset,
+    encoded: bytes | None,
+    identifiers: Identifiers,
+    *,
+    skip: Collection[Category | str] = frozenset(),
+    pixel_value: bytes | None = None,
+) -> tuple[str, ...]:
+    """Find the identifiers of the input in the output.
+
+    Parameters
+    ----------
+    ds
+        The output data set.
+    encoded
+        The output as written (``None``: decoded values only).
+    identifiers
+        The identifiers of the input (see :func:`deid.identifiers.collect`).
+    skip
+        Categories not searched, e.g. ``DATE`` when dates are kept or shifted, ``INSTITUTION``
+        when institution identity is retained.
+    pixel_value
+        The pixel data value as written: when ``encoded`` ends with it (or with it and a
+        trailer of at most 16 bytes), those bytes are not searched.
+
+    Returns
+    -------
+    tuple of str
+        Sorted, unique hits such as ``"(0010,0010) PatientName: name"``,
+        ``"(0008,1115)[0]>(0008,1030) StudyDescription: name_part"`` or
+        ``"raw bytes @offset 1234: id"``.
+    """
+    kept = identifiers.without(*skip)
+    if not kept:
+        return ()
+    hits = set(_decoded_hits(ds, Scrubber(kept)))
+    raw: set[tuple[int, str]] = set()
+    if encoded:
+        raw.update(_raw_hits(encoded, kept, pixel_value))
+    return tuple(sorted(hits)) + tuple(f"raw bytes @offset {at}: {cat}" for at, cat in sorted(raw))
+
+
+# -- decoded values ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Where one decoded value sits: the sequence path above it and its element."""
+
+    path: str
+    tag: int
+    keyword: str
+
+    def label(self) -> str:
+        name = f" {self.keyword}" if self.keyword else ""
+        return f"{self.path}{format_tag(self.tag)}{name}"
+
+
+def _decoded_hits(ds: Dataset, scrubber: Scrubber) -> Iterator[str]:
+    """Search all decoded text values at once, joined by NUL (no match crosses a NUL)."""
+    places: list[_Where] = []
+    texts: list[str] = []
+    file_meta = getattr(ds, "file_meta", None)
+    if file_meta is not None:
+        _gather(file_meta, "", places, texts)
+    _gather(ds, "", places, texts)
+    if not texts:
+        return
+    starts: list[int] = []
+    position = 0
+    for text in texts:
+        starts.append(position)
+        position += len(text) + 1
+    for start, _, category in scrubber.spans("\x00".join(texts)):
+        where = places[bisect.bisect_right(starts, start) - 1]
+        yield f"{where.label()}: {category.value}"
+
+
+def _gather(ds: Dataset, path: str, places: list[_Where], texts: list[str]) -> None:
+    """Append every text value of ``ds`` and its sequences, with where it sits."""
+    for elem in _elements(ds):
+        vr = elem.VR
+        if vr == "SQ":
+            prefix = f"{path}{format_tag(elem.tag)}"
+            for index, item in enumerate(elem.value or ()):
+                _gather(item, f"{prefix}[{index}]>", places, texts)
+        elif vr not in _NO_TEXT_VRS:
+            text = _text(elem.value)
+            if text:
+                places.append(_Where(path, elem.tag, _keyword(elem)))
+                texts.append(text)
+
+
+def _elements(ds: Dataset) -> Iterator[DataElement]:
+    """The elements of one level; those that cannot be decoded are left to the raw search."""
+    for tag in list(ds.keys()):
+        try:
+            elem = ds[tag]
+        except Exception:  # pydicom raises on malformed values
+            continue
+        yield elem
+
+
+def _keyword(elem: DataElement) -> str:
+    try:
+        return elem.keyword
+    except Exception:
+        return ""
+
+
+def _text(value: object) -> str:
+    """A value as text: strings, person names, dates and times; multi-values joined by ``\\``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, PersonName):
+        return _person_name(value)
+    if isinstance(value, datetime.date | datetime.time):
+        return str(value)
+    if isinstance(value, MultiValue | list | tuple):
+        return "\\".join(_text(item) for item in value)
+    return ""
+
+
+def _person_name(value: PersonName) -> str:
+    try:
+        return str(value)
+    except Exception:  # undecodable bytes: the raw search still covers them
+        return ""
+
+
+# -- encoded bytes -------------------------------------------------------------------------
+
+
+def _raw_hits(
+    encoded: bytes, identifiers: Identifiers, pixel_value: bytes | None
+) -> Iterator[tuple[int, str]]:
+    """``(offset, category)`` of identifiers in the encoded bytes outside the pixel value."""
+    searched = [item for item in identifiers if len(item.value) >= _MIN_RAW_LENGTH]
+    if not searched:
+        return
+    matcher = _raw_matcher(searched)
+    needles = _non_ascii_needles(searched)
+    for start, stop in _regions(encoded, pixel_value):
+        low = encoded[start:stop].decode("latin-1").lower()
+        for offset, _, category in matcher.spans(low):
+            yield start + offset, category.value
+        for offset, category in _find_needles(low, needles):
+            yield start + offset, category.value
+
+
+def _raw_matcher(items: list[Identifier]) -> WordMatcher:
+    """Word matcher for ASCII identifiers and for dates, on lower-cased latin-1 text."""
+    words = [
+        (item.value, item.category)
+        for item in items
+        if item.category is not Category.DATE and item.value.isascii()
+    ]
+    dates = [item.value for item in items if item.category is Category.DATE]
+    return WordMatcher(words, dates, RAW)
+
+
+def _non_ascii_needles(items: list[Identifier]) -> dict[str, Category]:
+    """Identifiers with non-ASCII letters, as latin-1 and as UTF-8 bytes (read as latin-1)."""
+    needles: dict[str, Category] = {}
+    for item in items:
+        if item.value.isascii():
+            continue
+        for variant in (item.value, item.value.upper(), item.value.lower()):
+            for codec in ("latin-1", "utf-8"):
+                try:
+                    data = variant.encode(codec)
+                except UnicodeEncodeError:
+                    continue
+                needles.setdefault(data.decode("latin-1").lower(), item.category)
+    return needles
+
+
+def _find_needles(low: str, needles: dict[str, Category]) -> Iterator[tuple[int, Category]]:
+    """Exact occurrences with an ASCII letter or digit on neither side."""
+    for needle, category in needles.items():
+        at = low.find(needle)
+        while at >= 0:
+            end = at + len(needle)
+            if not _is_alnum(low, at - 1) and not _is_alnum(low, end):
+                yield at, category
+            at = low.find(needle, at + 1)
+
+
+def _is_alnum(text: str, index: int) -> bool:
+    return 0 <= index < len(text) and text[index].isascii() and text[index].isalnum()
+
+
+def _regions(encoded: bytes, pixel_value: bytes | None) -> list[tuple[int, int]]:
+    """The byte ranges to search: all of ``encoded`` but the pixel value when it is found."""
+    size = len(encoded)
+    if pixel_value:
+        length = len(pixel_value)
+        for trailer in range(min(_MAX_TRAILER, size - length) + 1):
+            end = size - trailer
+            if encoded.endswith(pixel_value, 0, end):
+                return [(0, end - length), (end, size)]
+    return [(0, size)]

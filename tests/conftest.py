@@ -1,0 +1,38 @@
+"""Shared fixtures: a fixed key, the corpus location, and quiet pydicom."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydicom import config as pydicom_config
+
+from deid import Pseudonymizer
+
+KEY = bytes(range(32))
+OTHER_KEY = bytes(range(1, 33))
+
+#: The shared corpus of real public files (../shared/corpus beside the clone), or $DEID_CORPUS.
+CORPUS = Path(os.environ.get("DEID_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_pydicom_validation():
+    """pydicom warns (with values) on odd values in real files; tests assert on outcomes."""
+    old = pydicom_config.settings.reading_validation_mode
+    pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+    yield
+    pydicom_config.settings.reading_validation_mode = old
+
+
+@pytest.fixture
+def key() -> Pseudonymizer:
+    return Pseudonymizer(KEY)
+
+
+@pytest.fixture
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"shared corpus not found at {CORPUS} (set DEID_CORPUS)")
+    return CORPUS
