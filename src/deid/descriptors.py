@@ -1,34 +1,39 @@
 """Clean free text: replace the object's own identifiers, phone numbers and e-mail addresses.
 
 A :class:`Scrubber` is built once per data set from its :class:`~deid.identifiers.Identifiers`
-and then called for every descriptor. Matching is by *word*: text is cut into runs of letters
-and digits, and an identifier matches a run of whole words whose letters and digits, lower-cased
-and joined, equal the identifier's (so ``DOE^JOHN``, ``Doe, John`` and ``DOE JOHN`` all match,
-while ``LEE`` never matches inside ``SLEEP`` and ``1234`` never inside ``123456``). Words of one
-match may be separated by at most six spaces or punctuation characters. Dates are recognised in
-their common spellings and compared as calendar dates.
+and then called for every descriptor.
 
-Building a scrubber compiles no regular expression: the patterns here are fixed, and the
-identifiers go into sets and dictionaries, so construction stays cheap.
+Matching is by *word*, case-insensitive. Text is cut into words (maximal runs of letters and
+digits); an identifier is cut the same way, and each of its words also between letters and
+digits when both sides have two characters or more (``MRN7781234`` -> ``mrn`` ``7781234``). An
+identifier matches a run of whole text words, separated by at most six spaces or punctuation
+characters, that spell its words in order, where one text word may join several identifier
+words. So ``DOE^JOHN``, ``Doe, John``, ``DOE JOHN`` and ``DOEJOHN`` all match the name, and
+``MRN-7781234`` the ID ``MRN7781234``; ``LEE`` never matches inside ``SLEEP``, nor ``1234``
+inside ``123456``. Dates are found in their common spellings and compared as calendar dates.
+
+Building a scrubber compiles no regular expression (the patterns here are fixed): identifiers go
+into a dictionary and a set, so construction stays cheap.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
-from deid.identifiers import Category, Identifiers
+from deid.identifiers import Category, Identifier, Identifiers
 
 __all__ = ["Scrubber", "scrub_value"]
 
 Span = tuple[int, int, Category]
 
 _MAX_GAP = 6
+_MIN_PIECE = 2
 _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
     r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
@@ -42,69 +47,91 @@ _MONTHS = {
 }
 _ORDINAL = r"(?:st|nd|rd|th)?"
 _DSEP = r"[ \-/.,]"
+_NUMBER = re.compile(r"[0-9]+")
+_PIECE = re.compile(r"[0-9]+|[^\W0-9_]+")
 
 
-def _date_pattern(after_digit: str) -> re.Pattern[str]:
-    """The date spellings, on lower-cased text; ``after_digit`` guards the last number."""
-    numeric = (
-        r"(?<![0-9])(?:"
-        r"(?P<c>[0-9]{8})(?:[0-9]{2,6}(?:\.[0-9]{1,6})?)?(?:[+-][0-9]{4})?"
-        r"|(?P<ymd>[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2})"
-        r"|(?P<xy>[0-9]{1,2}[-/.][0-9]{1,2}[-/.](?:[0-9]{4}|[0-9]{2}))"
-        rf"|(?P<d1>[0-9]{{1,2}}){_ORDINAL}{_DSEP}{{0,3}}(?P<m1>{_MONTH})\.?{_DSEP}{{0,3}}"
-        r"(?P<y1>[0-9]{4}|[0-9]{2})"
+def _numeric_date(after_digit: str, year: str) -> re.Pattern[str]:
+    """Dates starting with a number, on lower-cased text.
+
+    ``after_digit`` guards the end, ``year`` is the pattern of a year written last. The pattern
+    starts with a digit class (and looks back after it) so that the regular expression engine
+    skips every position that does not hold a digit.
+    """
+    return re.compile(
+        r"[0-9](?<![0-9][0-9])(?:"
+        r"(?P<c>[0-9]{7})(?:[0-9]{2,6}(?:\.[0-9]{1,6})?)?(?:[+-][0-9]{4})?"
+        r"|(?P<ymd>[0-9]{3}[-/.][0-9]{1,2}[-/.][0-9]{1,2})"
+        rf"|(?P<xy>[0-9]?[-/.][0-9]{{1,2}}[-/.]{year})"
+        rf"|(?P<d1>[0-9]?){_ORDINAL}{_DSEP}{{0,3}}(?P<m1>{_MONTH})\.?{_DSEP}{{0,3}}"
+        rf"(?P<y1>{year})"
         rf"){after_digit}"
     )
-    named = (
-        rf"(?<![a-z])(?P<m2>{_MONTH})\.?{_DSEP}{{0,3}}(?P<d2>[0-9]{{1,2}}){_ORDINAL}"
+
+
+def _named_date(after_digit: str) -> re.Pattern[str]:
+    """Dates starting with the month name (``Jan 2, 1980``); the caller checks the start."""
+    return re.compile(
+        rf"(?P<m2>{_MONTH})\.?{_DSEP}{{0,3}}(?P<d2>[0-9]{{1,2}}){_ORDINAL}"
         rf"{_DSEP}{{1,3}}(?P<y2>[0-9]{{4}}){after_digit}"
     )
-    return re.compile(f"{numeric}|{named}")
 
 
 @dataclass(frozen=True)
 class Syntax:
-    """How text is cut into words and where a word may end, for decoded text or raw bytes.
+    """How text is cut into words and where a match may end: decoded text or raw bytes.
 
     Attributes
     ----------
     word
         One word: a maximal run of letters and digits.
+    word_char
+        One character of a word.
+    before_nul
+        A word followed by NUL (used with ``cut_before_nul``).
     next_word
         A short run of separators followed by the next word (group 1).
     date
-        The date spellings.
+        The date spellings that start with a number.
+    named_date
+        The date spellings that start with the month name.
+    short_years
+        Whether dates may be written with two-digit years (``02/01/80``).
     cut_before_nul
         Raw bytes only: a word followed by NUL may end one character early, because the byte
-        after a value can be the low byte of the next tag (e.g. ``C`` of group 0043).
+        after a value can be the low byte of the next tag (``C`` of group 0043).
     """
 
     word: re.Pattern[str]
+    word_char: re.Pattern[str]
+    before_nul: re.Pattern[str]
     next_word: re.Pattern[str]
     date: re.Pattern[str]
+    named_date: re.Pattern[str]
+    short_years: bool
     cut_before_nul: bool
 
 
 TEXT = Syntax(
     word=re.compile(r"[^\W_]+"),
+    word_char=re.compile(r"[^\W_]"),
+    before_nul=re.compile(r"[^\W_]+(?=\x00)"),
     next_word=re.compile(rf"(?:[^\w\x00]|_){{1,{_MAX_GAP}}}([^\W_]+)"),
-    date=_date_pattern(r"(?![0-9])"),
+    date=_numeric_date(r"(?![0-9])", r"(?:[0-9]{4}|[0-9]{2})"),
+    named_date=_named_date(r"(?![0-9])"),
+    short_years=True,
     cut_before_nul=False,
 )
 RAW = Syntax(
     word=re.compile(r"[a-z0-9]+"),
+    word_char=re.compile(r"[a-z0-9]"),
+    before_nul=re.compile(r"[a-z0-9]+(?=\x00)"),
     next_word=re.compile(rf"[\t\n\r !-/:-@\[-`{{-~]{{1,{_MAX_GAP}}}([a-z0-9]+)"),
-    date=_date_pattern(r"(?![0-9](?!\x00))"),
+    date=_numeric_date(r"(?![0-9](?!\x00))", r"[0-9]{4}"),
+    named_date=_named_date(r"(?![0-9](?!\x00))"),
+    short_years=False,
     cut_before_nul=True,
 )
-
-_EMAIL = re.compile(r"(?<![\w.+-])[\w.%+-]+@[^\W_](?:[\w-]*[^\W_])?(?:\.[^\W_](?:[\w-]*[^\W_])?)+")
-_PHONE = re.compile(
-    r"(?<![\w.+])(?:\+[0-9]{1,3}[ .-]?)?(?:\([0-9]{1,5}\)[ .-]?)?"
-    r"[0-9]{2,5}(?:[ .-][0-9]{2,5}){1,4}(?![\w]|\.[0-9])"
-)
-_MIN_PHONE_DIGITS = 7
-_MAX_PHONE_DIGITS = 15
 
 
 def lower_same_length(text: str) -> str:
@@ -118,14 +145,16 @@ def lower_same_length(text: str) -> str:
 def date_candidates(match: re.Match[str]) -> set[str]:
     """The ``YYYYMMDD`` dates a date-shaped match may mean (both orders when ambiguous)."""
     text = match.group()
-    if match.group("c") is not None:
+    groups = match.groupdict()
+    if groups.get("m2") is not None:
+        return _named_month(groups["y2"], groups["m2"], groups["d2"])
+    if groups["c"] is not None:
         return {text[:8]}
-    if match.group("m1") is not None:
-        return _named_month(match.group("y1"), match.group("m1"), match.group("d1"))
-    if match.group("m2") is not None:
-        return _named_month(match.group("y2"), match.group("m2"), match.group("d2"))
-    first, second, third = _NUMBER.findall(text)
-    if match.group("ymd") is not None:
+    numbers = _NUMBER.findall(text)
+    if groups["m1"] is not None:
+        return _named_month(groups["y1"], groups["m1"], numbers[0])
+    first, second, third = numbers
+    if groups["ymd"] is not None:
         return {_ymd(first, second, third)}
     pairs = ((second, first), (first, second))
     return {_ymd(year, month, day) for year in _years(third) for month, day in pairs}
@@ -136,9 +165,6 @@ def _named_month(year: str, month: str, day: str) -> set[str]:
     return {_ymd(full, number, day) for full in _years(year)}
 
 
-_NUMBER = re.compile(r"[0-9]+")
-
-
 def _years(year: str) -> tuple[str, ...]:
     return (year,) if len(year) == 4 else (f"19{year}", f"20{year}")
 
@@ -147,13 +173,54 @@ def _ymd(year: str, month: str, day: str) -> str:
     return f"{year}{int(month):02d}{int(day):02d}"
 
 
+@dataclass(frozen=True, slots=True)
+class Key:
+    """An identifier as the matcher sees it: its words, category and what raw search needs."""
+
+    pieces: tuple[str, ...]
+    category: Category
+    length: int
+    ascii: bool
+
+
+# Full names before their parts, so that a whole name is one match.
+_PRIORITY = {
+    Category.NAME: 0,
+    Category.ID: 1,
+    Category.INSTITUTION: 2,
+    Category.ADDRESS: 3,
+    Category.PHONE: 4,
+    Category.OTHER: 5,
+    Category.NAME_PART: 6,
+    Category.DATE: 7,
+}
+
+
+def identifier_keys(items: Iterable[Identifier]) -> list[Key]:
+    """The words of every identifier but dates, full names first."""
+    keys: list[Key] = []
+    for item in sorted(items, key=lambda item: _PRIORITY[item.category]):
+        if item.category is Category.DATE:
+            continue
+        pieces: list[str] = []
+        for word in TEXT.word.findall(lower_same_length(item.value)):
+            parts = [word] if word.isalpha() or word.isdigit() else _PIECE.findall(word)
+            if len(parts) > 1 and min(map(len, parts)) >= _MIN_PIECE:
+                pieces.extend(parts)
+            else:
+                pieces.append(word)
+        if pieces:
+            keys.append(Key(tuple(pieces), item.category, len(item.value), item.value.isascii()))
+    return keys
+
+
 class WordMatcher:
     """Finds identifiers made of whole words, and dates, in lower-cased text.
 
     Parameters
     ----------
-    entries
-        ``(value, category)`` pairs; earlier pairs win when two give the same words.
+    keys
+        ``(words, category)`` pairs; the first pair wins when two spell the same letters.
     dates
         ``YYYYMMDD`` strings.
     syntax
@@ -161,17 +228,25 @@ class WordMatcher:
     """
 
     def __init__(
-        self, entries: Iterable[tuple[str, Category]], dates: Iterable[str], syntax: Syntax
+        self,
+        keys: Iterable[tuple[Sequence[str], Category]],
+        dates: Iterable[str],
+        syntax: Syntax,
     ) -> None:
         self._syntax = syntax
-        self._dates = frozenset(dates)
         self._words: dict[str, Category] = {}
         self._prefixes: set[str] = set()
-        for value, category in entries:
-            key = "".join(syntax.word.findall(lower_same_length(value)))
-            if key and key not in self._words:
-                self._words[key] = category
-                self._prefixes.update(key[:end] for end in range(1, len(key) + 1))
+        for pieces, category in keys:
+            joined = ""
+            for piece in pieces:
+                joined += piece
+                self._prefixes.add(joined)
+            self._words.setdefault(joined, category)
+        self._dates = frozenset(dates)
+        years = {date[:4] for date in self._dates}
+        if syntax.short_years:
+            years.update(date[2:4] for date in self._dates)
+        self._years = tuple(sorted(years))
 
     def __bool__(self) -> bool:
         return bool(self._words or self._dates)
@@ -179,33 +254,66 @@ class WordMatcher:
     def spans(self, low: str) -> list[Span]:
         """Spans of identifiers and dates in ``low`` (already lower-cased), by start."""
         found = self._word_spans(low) if self._words else []
-        if self._dates:
+        if self._dates and any(year in low for year in self._years):
             found.extend(self._date_spans(low))
             found.sort()
         return found
 
     def _date_spans(self, low: str) -> list[Span]:
-        return [
+        dates = self._dates
+        found = [
             (match.start(), match.end(), Category.DATE)
             for match in self._syntax.date.finditer(low)
-            if not self._dates.isdisjoint(date_candidates(match))
+            if not dates.isdisjoint(date_candidates(match))
         ]
+        for match in self._syntax.named_date.finditer(low):
+            start = match.start()
+            if start and "a" <= low[start - 1] <= "z":
+                continue
+            if not dates.isdisjoint(date_candidates(match)):
+                found.append((start, match.end(), Category.DATE))
+        return found
 
     def _word_spans(self, low: str) -> list[Span]:
         found: list[Span] = []
         done = 0
-        prefixes = self._prefixes
-        cut = self._syntax.cut_before_nul
-        for word in self._syntax.word.finditer(low):
-            start = word.start()
+        for start, word in self._first_words(low):
             if start < done:
                 continue
-            text = word.group()
-            if text in prefixes or (cut and text[:-1] in self._words):
-                best = self._longest(low, text, word.end())
-                if best is not None:
-                    found.append((start, best[0], best[1]))
-                    done = best[0]
+            best = self._longest(low, word, start + len(word))
+            if best is not None:
+                found.append((start, best[0], best[1]))
+                done = best[0]
+        return found
+
+    def _first_words(self, low: str) -> list[tuple[int, str]]:
+        """Where a word that may start an identifier stands, by position.
+
+        The distinct words are found at C speed; only those that begin an identifier are then
+        located, so text without them costs one pass of the word pattern.
+        """
+        syntax = self._syntax
+        words = set(syntax.word.findall(low))
+        starts = words & self._prefixes
+        if syntax.cut_before_nul:
+            starts.update(
+                word
+                for word in syntax.before_nul.findall(low)
+                if word[:-1] in self._words and word in words
+            )
+        if not starts:
+            return []
+        found: list[tuple[int, str]] = []
+        is_word = syntax.word_char.match
+        for word in starts:
+            size = len(word)
+            at = low.find(word)
+            while at >= 0:
+                end = at + size
+                if not (at and is_word(low, at - 1)) and not is_word(low, end):
+                    found.append((at, word))
+                at = low.find(word, end)
+        found.sort()
         return found
 
     def _longest(self, low: str, key: str, end: int) -> tuple[int, Category] | None:
@@ -225,14 +333,14 @@ class WordMatcher:
             end = following.end()
 
     def _hit(self, low: str, key: str, end: int) -> tuple[int, Category] | None:
-        """The identifier whose words are exactly ``key``, if any.
+        """The identifier spelled exactly by ``key``, if any.
 
-        In raw bytes, a word followed by NUL may also match without its last character.
+        In raw bytes, words followed by NUL may also match without their last character.
         """
         category = self._words.get(key)
         if category is not None:
             return (end, category)
-        if self._syntax.cut_before_nul and len(key) > 1 and low[end : end + 1] == "\x00":
+        if self._syntax.cut_before_nul and low[end : end + 1] == "\x00":
             category = self._words.get(key[:-1])
             if category is not None:
                 return (end - 1, category)
@@ -252,17 +360,13 @@ class Scrubber:
 
     def __init__(self, identifiers: Identifiers, *, replacement: str = "***") -> None:
         self.replacement = replacement
+        keys = ((key.pieces, key.category) for key in identifier_keys(identifiers.items))
         dates = (item.value for item in identifiers.items if item.category is Category.DATE)
-        entries = [
-            (item.value, item.category)
-            for item in sorted(identifiers.items, key=lambda item: _PRIORITY[item.category])
-            if item.category is not Category.DATE
-        ]
-        self._matcher = WordMatcher(entries, dates, TEXT)
+        self._matcher = WordMatcher(keys, dates, TEXT)
 
     def spans(self, text: str) -> list[Span]:
         """``(start, end, category)`` of every identifier in ``text``, by start (no values)."""
-        if not self._matcher:
+        if not self._matcher or not text:
             return []
         return self._matcher.spans(lower_same_length(text))
 
@@ -270,7 +374,7 @@ class Scrubber:
         """The categories of the identifiers found in ``text``, in :class:`Category` order.
 
         Phone numbers and e-mail addresses that are not identifiers of the object are
-        scrubbed by :meth:`scrub` but not reported here.
+        replaced by :meth:`scrub` but not reported here.
         """
         found = {category for _, _, category in self.spans(text)}
         return tuple(category for category in Category if category in found)
@@ -300,32 +404,42 @@ class Scrubber:
         return "Scrubber(...)"
 
 
-# Full names before their parts, so that a whole name is replaced once.
-_PRIORITY = {
-    Category.NAME: 0,
-    Category.ID: 1,
-    Category.INSTITUTION: 2,
-    Category.ADDRESS: 3,
-    Category.PHONE: 4,
-    Category.OTHER: 5,
-    Category.NAME_PART: 6,
-    Category.DATE: 7,
-}
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.%+-]+@[^\W_](?:[\w-]*[^\W_])?(?:\.[^\W_](?:[\w-]*[^\W_])?)+")
+_PHONE = re.compile(
+    r"(?<![\w.+])(?:\+[0-9]{1,3}[ .-]?)?(?:\([0-9]{1,5}\)[ .-]?)?"
+    r"[0-9]{2,6}(?:[ .-][0-9]{2,8}){1,4}(?![\w]|\.[0-9])"
+)
+_NOT_SPACE = re.compile(r"\S+")
+_MIN_PHONE_DIGITS = 7
+_MAX_PHONE_DIGITS = 15
 
 
 def _contact_spans(low: str) -> list[tuple[int, int]]:
     """E-mail addresses and phone numbers, whoever they belong to."""
     found = [match.span() for match in _EMAIL.finditer(low)]
-    for match in _PHONE.finditer(low):
+    found.extend(_phone_spans(low, 0, len(low), split=True))
+    return found
+
+
+def _phone_spans(low: str, start: int, end: int, *, split: bool) -> list[tuple[int, int]]:
+    """Phone-shaped numbers of 7 to 15 digits that hold no date.
+
+    A run too long to be one number (numbers separated by spaces) is searched word by word.
+    """
+    found: list[tuple[int, int]] = []
+    for match in _PHONE.finditer(low, start, end):
         digits = sum(char.isdigit() for char in match.group())
-        if _MIN_PHONE_DIGITS <= digits <= _MAX_PHONE_DIGITS and not _looks_like_date(match):
+        if digits > _MAX_PHONE_DIGITS and split:
+            for word in _NOT_SPACE.finditer(low, match.start(), match.end()):
+                found.extend(_phone_spans(low, word.start(), word.end(), split=False))
+        elif digits >= _MIN_PHONE_DIGITS and not _holds_date(match.group()):
             found.append(match.span())
     return found
 
 
-def _looks_like_date(match: re.Match[str]) -> bool:
-    date = TEXT.date.fullmatch(match.group())
-    return date is not None and date.group("m2") is None
+def _holds_date(text: str) -> bool:
+    """Whether a phone-shaped number holds a date with separators (``2020-03-04``)."""
+    return any(date.group("c") is None for date in TEXT.date.finditer(text))
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -346,9 +460,9 @@ _V = TypeVar("_V")
 def scrub_value(value: _V, scrubber: Scrubber) -> _V:
     """Scrub a data element value, keeping its shape.
 
-    Strings and person names are scrubbed; a ``MultiValue``, list or tuple is scrubbed item by
-    item into the same kind of container; anything else (``None``, bytes, numbers) is returned
-    unchanged.
+    A string or person name is scrubbed; a ``MultiValue``, list or tuple of them is scrubbed
+    item by item into the same kind of container; anything else (``None``, bytes, numbers,
+    multi-values of numbers) is returned unchanged.
     """
     if isinstance(value, PersonName):
         return cast(_V, PersonName(scrubber.scrub(str(value))))

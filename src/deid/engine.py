@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filewriter import dcmwrite
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRBigEndian, MediaStorageDirectoryStorage
+from pydicom.uid import MediaStorageDirectoryStorage
 
 from deid.actions import ApplyContext, apply_plan
 from deid.audit import AuditRecord
@@ -174,14 +174,16 @@ def _gate(ds: Dataset) -> None:
         sop_instance = str(ds.get("SOPInstanceUID", "") or "").strip()
     except Exception:
         raise RejectedError(RejectReason.INVALID_DATASET, "SOP Class or Instance UID unreadable") from None
-    if not sop_class or not sop_instance:
-        raise RejectedError(RejectReason.MISSING_UID, "SOP Class UID and SOP Instance UID are required")
-    if sop_class == MediaStorageDirectoryStorage:
+    meta = getattr(ds, "file_meta", None)
+    meta_class = str(meta.get("MediaStorageSOPClassUID", "") or "") if meta is not None else ""
+    if MediaStorageDirectoryStorage in (sop_class, meta_class.strip()):
         raise RejectedError(RejectReason.UNSUPPORTED_SOP_CLASS,
                             "DICOMDIR: its file references would not match de-identified outputs")
-    if transfer_syntax(ds) == ExplicitVRBigEndian:
+    if not sop_class or not sop_instance:
+        raise RejectedError(RejectReason.MISSING_UID, "SOP Class UID and SOP Instance UID are required")
+    if not transfer_syntax(ds).is_transfer_syntax:
         raise RejectedError(RejectReason.UNSUPPORTED_TRANSFER_SYNTAX,
-                            "Explicit VR Big Endian (retired) cannot be written faithfully")
+                            "transfer syntax unknown to the DICOM library: cannot be written")
 
 
 def _for_verification(identifiers: Identifiers, policy: Policy) -> Identifiers:
@@ -262,6 +264,14 @@ def _touch_all(ds: Dataset) -> None:
 
 def _walk(ds: Dataset):  # type: ignore[no-untyped-def]
     for tag in list(ds.keys()):
+        raw = ds.get_item(tag)
+        if (
+            isinstance(raw, RawDataElement)
+            and raw.length != 0xFFFFFFFF
+            and isinstance(raw.value, bytes)
+            and len(raw.value) < raw.length
+        ):
+            raise RejectedError(RejectReason.TRUNCATED, f"element {_fmt(tag)} is shorter than its length")
         try:
             elem = ds[tag]
         except Exception:

@@ -84,16 +84,21 @@ class ProfileRow:
         """The code in force with ``options`` and the option it came from (None: Basic).
 
         Options override the Basic code where their cell is filled. Where several options
-        fill the cell, a retaining ``K`` wins over a cleaning ``C`` (keeping is what each of
-        those options asked for; the cleaning is then done by the option that cleans).
+        fill the cell (only Retain Device Identity ``K`` against Retain Longitudinal Modified
+        Dates ``C`` on device dates, in 2026c), the date shift wins: a device date kept as is
+        would give away the real calendar and undo the per-patient shift. Otherwise a
+        retaining ``K`` wins over a cleaning ``C``.
         """
-        best: tuple[ActionCode, ProfileOption | None] = (self.basic, None)
-        for option in ProfileOption:  # fixed order: deterministic
-            if option in options and option in self.options:
-                code = self.options[option]
-                if best[1] is None or (code is ActionCode.K and best[0] is not ActionCode.K):
-                    best = (code, option)
-        return best
+        filled = [(self.options[o], o) for o in ProfileOption if o in options and o in self.options]
+        if not filled:
+            return self.basic, None
+        for code, option in filled:
+            if option is ProfileOption.RETAIN_LONG_MODIFIED_DATES:
+                return code, option
+        for code, option in filled:
+            if code is ActionCode.K:
+                return code, option
+        return filled[0]
 
 
 @dataclass(frozen=True)

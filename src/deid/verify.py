@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import bisect
 import datetime
-from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator
 from typing import TYPE_CHECKING
 
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
-from deid.descriptors import RAW, Scrubber, WordMatcher
+from deid.descriptors import RAW, TEXT, Key, WordMatcher, identifier_keys, lower_same_length
 from deid.errors import ResidualPhiError
 from deid.identifiers import Category, Identifier, Identifiers
 from deid.tags import format_tag
@@ -98,50 +99,52 @@ def find_residual(
     kept = identifiers.without(*skip)
     if not kept:
         return ()
-    hits = set(_decoded_hits(ds, Scrubber(kept)))
-    raw: set[tuple[int, str]] = set()
+    keys = identifier_keys(kept.items)
+    dates = [item.value for item in kept.items if item.category is Category.DATE]
+    text = WordMatcher(((key.pieces, key.category) for key in keys), dates, TEXT)
+    hits = sorted(set(_decoded_hits(ds, text)))
     if encoded:
-        raw.update(_raw_hits(encoded, kept, pixel_value))
-    return tuple(sorted(hits)) + tuple(f"raw bytes @offset {at}: {cat}" for at, cat in sorted(raw))
+        raw = WordMatcher(
+            ((key.pieces, key.category) for key in keys if _raw_searched(key)),
+            (date for date in dates if len(date) >= _MIN_RAW_LENGTH),
+            RAW,
+        )
+        needles = _non_ascii_needles(kept.items)
+        found = sorted(set(_raw_hits(encoded, pixel_value, raw, needles)))
+        hits.extend(f"raw bytes @offset {offset}: {category}" for offset, category in found)
+    return tuple(hits)
+
+
+def _raw_searched(key: Key) -> bool:
+    return key.ascii and key.length >= _MIN_RAW_LENGTH
 
 
 # -- decoded values ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Where:
-    """Where one decoded value sits: the sequence path above it and its element."""
-
-    path: str
-    tag: int
-    keyword: str
-
-    def label(self) -> str:
-        name = f" {self.keyword}" if self.keyword else ""
-        return f"{self.path}{format_tag(self.tag)}{name}"
-
-
-def _decoded_hits(ds: Dataset, scrubber: Scrubber) -> Iterator[str]:
+def _decoded_hits(ds: Dataset, matcher: WordMatcher) -> Iterator[str]:
     """Search all decoded text values at once, joined by NUL (no match crosses a NUL)."""
-    places: list[_Where] = []
+    places: list[tuple[str, int]] = []
     texts: list[str] = []
     file_meta = getattr(ds, "file_meta", None)
     if file_meta is not None:
         _gather(file_meta, "", places, texts)
     _gather(ds, "", places, texts)
-    if not texts:
+    if not texts or not matcher:
         return
     starts: list[int] = []
     position = 0
     for text in texts:
         starts.append(position)
         position += len(text) + 1
-    for start, _, category in scrubber.spans("\x00".join(texts)):
-        where = places[bisect.bisect_right(starts, start) - 1]
-        yield f"{where.label()}: {category.value}"
+    for start, _, category in matcher.spans(lower_same_length("\x00".join(texts))):
+        path, tag = places[bisect.bisect_right(starts, start) - 1]
+        keyword = keyword_for_tag(tag)
+        name = f" {keyword}" if keyword else ""
+        yield f"{path}{format_tag(tag)}{name}: {category.value}"
 
 
-def _gather(ds: Dataset, path: str, places: list[_Where], texts: list[str]) -> None:
+def _gather(ds: Dataset, path: str, places: list[tuple[str, int]], texts: list[str]) -> None:
     """Append every text value of ``ds`` and its sequences, with where it sits."""
     for elem in _elements(ds):
         vr = elem.VR
@@ -152,25 +155,20 @@ def _gather(ds: Dataset, path: str, places: list[_Where], texts: list[str]) -> N
         elif vr not in _NO_TEXT_VRS:
             text = _text(elem.value)
             if text:
-                places.append(_Where(path, elem.tag, _keyword(elem)))
+                places.append((path, elem.tag))
                 texts.append(text)
 
 
 def _elements(ds: Dataset) -> Iterator[DataElement]:
     """The elements of one level; those that cannot be decoded are left to the raw search."""
-    for tag in list(ds.keys()):
-        try:
-            elem = ds[tag]
-        except Exception:  # pydicom raises on malformed values
-            continue
-        yield elem
-
-
-def _keyword(elem: DataElement) -> str:
-    try:
-        return elem.keyword
-    except Exception:
-        return ""
+    for elem in list(ds.values()):
+        if isinstance(elem, RawDataElement):
+            try:
+                yield ds[elem.tag]
+            except Exception:  # pydicom raises on malformed values
+                continue
+        else:
+            yield elem
 
 
 def _text(value: object) -> str:
@@ -197,14 +195,14 @@ def _person_name(value: PersonName) -> str:
 
 
 def _raw_hits(
-    encoded: bytes, identifiers: Identifiers, pixel_value: bytes | None
+    encoded: bytes,
+    pixel_value: bytes | None,
+    matcher: WordMatcher,
+    needles: dict[str, Category],
 ) -> Iterator[tuple[int, str]]:
     """``(offset, category)`` of identifiers in the encoded bytes outside the pixel value."""
-    searched = [item for item in identifiers if len(item.value) >= _MIN_RAW_LENGTH]
-    if not searched:
+    if not matcher and not needles:
         return
-    matcher = _raw_matcher(searched)
-    needles = _non_ascii_needles(searched)
     for start, stop in _regions(encoded, pixel_value):
         low = encoded[start:stop].decode("latin-1").lower()
         for offset, _, category in matcher.spans(low):
@@ -213,22 +211,11 @@ def _raw_hits(
             yield start + offset, category.value
 
 
-def _raw_matcher(items: list[Identifier]) -> WordMatcher:
-    """Word matcher for ASCII identifiers and for dates, on lower-cased latin-1 text."""
-    words = [
-        (item.value, item.category)
-        for item in items
-        if item.category is not Category.DATE and item.value.isascii()
-    ]
-    dates = [item.value for item in items if item.category is Category.DATE]
-    return WordMatcher(words, dates, RAW)
-
-
-def _non_ascii_needles(items: list[Identifier]) -> dict[str, Category]:
+def _non_ascii_needles(items: Iterable[Identifier]) -> dict[str, Category]:
     """Identifiers with non-ASCII letters, as latin-1 and as UTF-8 bytes (read as latin-1)."""
     needles: dict[str, Category] = {}
     for item in items:
-        if item.value.isascii():
+        if item.value.isascii() or len(item.value) < _MIN_RAW_LENGTH:
             continue
         for variant in (item.value, item.value.upper(), item.value.lower()):
             for codec in ("latin-1", "utf-8"):
