@@ -94,7 +94,11 @@ def apply_plan(ds: Dataset, plan: Plan, ctx: ApplyContext) -> None:
                 removed_items.append((parent, seq_tag, index))
             continue
         container = _container(ds, decision.path, containers)
-        if container is None or decision.tag not in container:
+        if container is None:
+            continue
+        if decision.tag not in container:
+            if decision.rule is Rule.DERIVED:
+                _derive(container, decision, ctx)
             continue
         _apply_one(container, decision, ctx)
     # Remove items deepest first and from the end, so earlier indices stay valid.
@@ -142,6 +146,13 @@ def _apply_one(container: Dataset, decision: Decision, ctx: ApplyContext) -> Non
         elem.value = _map_values(elem.value, lambda v: _remap_uid(v, ctx))
     elif action is ActionCode.C:
         elem.value = _clean(decision, elem.value, ctx)
+
+
+def _derive(container: Dataset, decision: Decision, ctx: ApplyContext) -> None:
+    """Add a derived element that the input lacks (Patient's Age); nothing when underivable."""
+    value = _dummy(decision, None, ctx)
+    if value:
+        container.add_new(decision.tag, decision.vr, value)
 
 
 def _map_values(value: object, func: Callable[[str], str]) -> object:

@@ -120,7 +120,7 @@ class Pseudonymizer:
 def write_key_file(path: str | os.PathLike[str], key: bytes | None = None) -> Path:
     """Write a new key file readable by its owner only (mode 0600); refuse to overwrite."""
     key = secrets.token_bytes(KEY_BYTES) if key is None else key
-    if len(key) != KEY_BYTES:
+    if not isinstance(key, bytes | bytearray) or len(key) != KEY_BYTES:
         raise PolicyError(f"a key must be exactly {KEY_BYTES} bytes", source=str(path))
     target = Path(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL

@@ -21,6 +21,7 @@ Unknown keys, unknown keywords or tags, bad action codes and conflicting date op
 from __future__ import annotations
 
 import functools
+import os
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -29,7 +30,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from pydicom.datadict import keyword_for_tag, tag_for_keyword
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
 from deid.codes import ActionCode, ProfileOption
 from deid.errors import PolicyError
@@ -69,10 +70,7 @@ class Policy:
     def __post_init__(self) -> None:
         options = frozenset(_parse_option(o, self.source) for o in self.options)
         object.__setattr__(self, "options", options)
-        overrides = {
-            _parse_tag_key(k, self.source, "overrides"): _parse_action(v, self.source, f"overrides.{k}")
-            for k, v in dict(self.overrides).items()
-        }
+        overrides = dict(_parse_override(k, v, self.source) for k, v in dict(self.overrides).items())
         object.__setattr__(self, "overrides", MappingProxyType(overrides))
         pseudo = frozenset(_parse_tag_key(k, self.source, "pseudonymize") for k in self.pseudonymize)
         object.__setattr__(self, "pseudonymize", pseudo)
@@ -129,6 +127,22 @@ def _parse_action(value: object, source: str, key: str) -> ActionCode:
     return code
 
 
+def _parse_override(key: object, value: object, source: str) -> tuple[int, ActionCode]:
+    """One ``overrides`` entry; errors name the key as written (a tag int as ``(gggg,eeee)``)."""
+    tag = _parse_tag_key(key, source, "overrides")
+    where = f"overrides.{format_tag(key) if isinstance(key, int) else key}"
+    code = _parse_action(value, source, where)
+    if code is ActionCode.U:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:  # private or unknown: the planner decides those elements itself
+            vr = "UI"
+        if vr not in ("UI", "SQ"):
+            raise PolicyError(f"U (a new UID) applies to UIDs and sequences, not VR {vr}",
+                              source=source, key=where)
+    return tag, code
+
+
 def _parse_tag_key(value: object, source: str, key: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         if not 0 <= value <= 0xFFFFFFFF:
@@ -164,7 +178,9 @@ def policy_from_mapping(data: Mapping[str, Any], *, source: str, _seen: tuple[st
         parent = data["extends"]
         if not isinstance(parent, str):
             raise PolicyError("must be a policy name or file", source=source, key="extends")
-        if parent in _seen:
+        if parent not in named_policies() and source != "<code>" and not Path(parent).is_absolute():
+            parent = os.path.normpath(Path(source).parent / parent)  # beside the extending file
+        if parent in _seen or parent == source:
             raise PolicyError("policies extend each other in a cycle", source=source, key="extends")
         base = load_policy(parent, _seen=(*_seen, source))
     name = data.get("name", Path(source).stem if source != "<code>" else "custom")
@@ -180,7 +196,8 @@ def policy_from_mapping(data: Mapping[str, Any], *, source: str, _seen: tuple[st
     for key in _as_list(data.get("keep", []), source, "keep"):
         overrides[_parse_tag_key(key, source, "keep")] = ActionCode.K
     for key, value in overrides_raw.items():
-        overrides[_parse_tag_key(key, source, f"overrides.{key}")] = value
+        tag, code = _parse_override(key, value, source)
+        overrides[tag] = code
     pseudo = [*base.pseudonymize, *_as_list(data.get("pseudonymize", []), source, "pseudonymize")]
     shift = data.get("date_shift_days", list(base.date_shift_days))
     shift = tuple(_as_list(shift, source, "date_shift_days"))

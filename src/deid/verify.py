@@ -22,7 +22,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
-from deid.descriptors import RAW, TEXT, Key, WordMatcher, identifier_keys, lower_same_length
+from deid.descriptors import RAW, TEXT, WordMatcher, identifier_keys, lower_same_length
 from deid.errors import ResidualPhiError
 from deid.identifiers import Category, Identifier, Identifiers
 from deid.tags import format_tag
@@ -101,22 +101,15 @@ def find_residual(
         return ()
     keys = identifier_keys(kept.items)
     dates = [item.value for item in kept.items if item.category is Category.DATE]
-    text = WordMatcher(((key.pieces, key.category) for key in keys), dates, TEXT)
+    text = WordMatcher(keys, dates, TEXT)
     hits = sorted(set(_decoded_hits(ds, text)))
     if encoded:
-        raw = WordMatcher(
-            ((key.pieces, key.category) for key in keys if _raw_searched(key)),
-            (date for date in dates if len(date) >= _MIN_RAW_LENGTH),
-            RAW,
-        )
+        raw_keys = (key for key in keys if key.ascii and key.length >= _MIN_RAW_LENGTH)
+        raw = WordMatcher(raw_keys, dates, RAW)
         needles = _non_ascii_needles(kept.items)
         found = sorted(set(_raw_hits(encoded, pixel_value, raw, needles)))
         hits.extend(f"raw bytes @offset {offset}: {category}" for offset, category in found)
     return tuple(hits)
-
-
-def _raw_searched(key: Key) -> bool:
-    return key.ascii and key.length >= _MIN_RAW_LENGTH
 
 
 # -- decoded values ------------------------------------------------------------------------
@@ -146,29 +139,30 @@ def _decoded_hits(ds: Dataset, matcher: WordMatcher) -> Iterator[str]:
 
 def _gather(ds: Dataset, path: str, places: list[tuple[str, int]], texts: list[str]) -> None:
     """Append every text value of ``ds`` and its sequences, with where it sits."""
-    for elem in _elements(ds):
+    for stored in list(ds.values()):
+        elem = _convert(ds, stored.tag) if isinstance(stored, RawDataElement) else stored
+        if elem is None:
+            continue
         vr = elem.VR
-        if vr == "SQ":
-            prefix = f"{path}{format_tag(elem.tag)}"
-            for index, item in enumerate(elem.value or ()):
-                _gather(item, f"{prefix}[{index}]>", places, texts)
-        elif vr not in _NO_TEXT_VRS:
-            text = _text(elem.value)
-            if text:
-                places.append((path, elem.tag))
-                texts.append(text)
+        if vr in _NO_TEXT_VRS:
+            if vr == "SQ":
+                prefix = f"{path}{format_tag(elem.tag)}"
+                for index, item in enumerate(elem.value or ()):
+                    _gather(item, f"{prefix}[{index}]>", places, texts)
+            continue
+        value = elem.value
+        text = value if type(value) is str else _text(value)
+        if text:
+            places.append((path, elem.tag))
+            texts.append(text)
 
 
-def _elements(ds: Dataset) -> Iterator[DataElement]:
-    """The elements of one level; those that cannot be decoded are left to the raw search."""
-    for elem in list(ds.values()):
-        if isinstance(elem, RawDataElement):
-            try:
-                yield ds[elem.tag]
-            except Exception:  # pydicom raises on malformed values
-                continue
-        else:
-            yield elem
+def _convert(ds: Dataset, tag: int) -> DataElement | None:
+    """The element, decoded; ``None`` when it cannot be (the raw search still covers it)."""
+    try:
+        return ds[tag]
+    except Exception:  # pydicom raises on malformed values
+        return None
 
 
 def _text(value: object) -> str:
@@ -177,9 +171,9 @@ def _text(value: object) -> str:
         return value
     if isinstance(value, PersonName):
         return _person_name(value)
-    if isinstance(value, datetime.date | datetime.time):
+    if isinstance(value, (datetime.date, datetime.time)):
         return str(value)
-    if isinstance(value, MultiValue | list | tuple):
+    if isinstance(value, (MultiValue, list, tuple)):
         return "\\".join(_text(item) for item in value)
     return ""
 
@@ -204,11 +198,13 @@ def _raw_hits(
     if not matcher and not needles:
         return
     for start, stop in _regions(encoded, pixel_value):
-        low = encoded[start:stop].decode("latin-1").lower()
-        for offset, _, category in matcher.spans(low):
+        data = encoded[start:stop]
+        for offset, _, category in matcher.byte_spans(data):
             yield start + offset, category.value
-        for offset, category in _find_needles(low, needles):
-            yield start + offset, category.value
+        if needles:
+            low = data.decode("latin-1").lower()
+            for offset, category in _find_needles(low, needles):
+                yield start + offset, category.value
 
 
 def _non_ascii_needles(items: Iterable[Identifier]) -> dict[str, Category]:

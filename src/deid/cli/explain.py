@@ -1,4 +1,8 @@
-"""``deid explain FILE``: print every decision (location, keyword, VR, action, why), no values."""
+"""``deid explain FILE``: print every decision (location, keyword, VR, action, why), no values.
+
+One line per decision, tab-separated, after a ``#`` header and a column line; a ``#`` summary
+ends the output. Exit 0 when a plan was made, 1 when the object is rejected before planning.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +11,39 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deid.engine import read_dataset
+from deid.cli._common import EXIT_OK, EXIT_REJECTED, UsageError, say
+from deid.engine import Deidentifier, read_dataset
 from deid.errors import RejectedError
-from deid.plan import build_plan
+from deid.keys import Pseudonymizer
 from deid.policy import load_policy
 
 
 def add_subparser(sub: Any) -> None:
     parser = sub.add_parser("explain", help="print the plan for one file (no values)")
     parser.add_argument("file", help="a DICOM file")
-    parser.add_argument("--policy", default="upload", help="policy name or TOML file (default: upload)")
+    parser.add_argument("--policy", default="upload", help="policy name or TOML file (upload)")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
     policy = load_policy(args.policy)
     try:
-        ds = read_dataset(Path(args.file).read_bytes())
-        plan = build_plan(ds, policy)
+        data = path.read_bytes()
     except OSError as exc:
-        sys.stderr.write(f"deid: {args.file}: cannot read ({type(exc).__name__})\n")
-        return 1
+        raise UsageError(f"{path}: cannot read ({type(exc).__name__})") from None
+    # Planning never uses the key; a throwaway one lets us use the engine's gates and guards.
+    engine = Deidentifier(policy, Pseudonymizer.generate())
+    try:
+        plan = engine.plan(read_dataset(data))
     except RejectedError as exc:
-        sys.stderr.write(f"deid: {args.file}: rejected: {exc}\n")
-        return 1
+        say(f"{path}: rejected {exc}")
+        return EXIT_REJECTED
+    out = sys.stdout
     for line in plan.explain_lines():
-        sys.stdout.write(line + "\n")
+        out.write(line + "\n")
     counts = ", ".join(f"{k} {v}" for k, v in plan.counts().items())
-    sys.stdout.write(f"# {len(plan.decisions)} decisions: {counts}\n")
-    return 0
+    out.write(f"# {len(plan.decisions)} decisions: {counts}\n")
+    return EXIT_OK

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
+from deid.cli._common import EXIT_OK, UsageError, say
 from deid.keys import Pseudonymizer, write_key_file
 
 
@@ -16,7 +16,10 @@ def add_subparser(sub: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    path = write_key_file(args.path)
+    try:
+        path = write_key_file(args.path)  # refuses to overwrite (PolicyError: exit 2)
+    except OSError as exc:
+        raise UsageError(f"{args.path}: cannot write key file ({type(exc).__name__})") from None
     fingerprint = Pseudonymizer.from_file(path).fingerprint
-    sys.stderr.write(f"deid: wrote a new key to {path} (fingerprint {fingerprint}); keep it secret\n")
-    return 0
+    say(f"wrote a new key to {path} (fingerprint {fingerprint}); keep it secret")
+    return EXIT_OK

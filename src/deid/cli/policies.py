@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from deid.cli._common import EXIT_OK
+from deid.codes import ProfileOption
 from deid.policy import load_policy, named_policies
 
 
@@ -15,14 +17,18 @@ def add_subparser(sub: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    out = sys.stdout
     for name in named_policies():
         policy = load_policy(name)
         described = policy.describe()
-        sys.stdout.write(f"{name}\n  {policy.description}\n")
-        sys.stdout.write(f"  options: {', '.join(described['options']) or '(Basic Profile only)'}\n")
+        out.write(f"{name}\n  {policy.description}\n")
+        out.write(f"  options: {', '.join(described['options']) or '(Basic Profile only)'}\n")
+        if ProfileOption.RETAIN_LONG_MODIFIED_DATES in policy.options:
+            low, high = described["date_shift_days"]
+            out.write(f"  date shift: {low} to {high} days per patient\n")
         if described["pseudonymize"]:
-            sys.stdout.write(f"  pseudonyms: {', '.join(described['pseudonymize'])}\n")
+            out.write(f"  pseudonyms: {', '.join(described['pseudonymize'])}\n")
         if described["overrides"]:
             pairs = ", ".join(f"{k}={v}" for k, v in described["overrides"].items())
-            sys.stdout.write(f"  overrides: {pairs}\n")
-    return 0
+            out.write(f"  overrides: {pairs}\n")
+    return EXIT_OK

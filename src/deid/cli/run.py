@@ -1,7 +1,13 @@
 """``deid run INPUT OUTPUT``: de-identify a file or a folder tree into OUTPUT.
 
-Outputs are named from the new UIDs (``<study>/<series>/<instance>.dcm``), never from input
-names or header values. ``OUTPUT/audit.jsonl`` gets one record per input.
+``OUTPUT/audit.jsonl`` holds one JSON record per input of *this* run: ``input`` (relative to
+INPUT), ``output`` (relative to OUTPUT, null when nothing was written), ``outcome``, ``reason``,
+the new UIDs and the number of decisions per action; never a value. A re-run into the same
+OUTPUT rewrites ``audit.jsonl`` (records are never duplicated) and replaces the outputs it
+produces again; other files already in OUTPUT are left alone and are not in the new audit.
+
+The key comes from ``--key-file``, else ``--ephemeral-key`` (a random key, announced on
+stderr), else ``$DEID_KEY_FILE``; with none of them the run is refused (exit 2).
 """
 
 from __future__ import annotations
@@ -9,104 +15,86 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from deid.audit import AuditRecord
-from deid.codes import Outcome, RejectReason
-from deid.engine import Deidentifier, write_atomic
-from deid.errors import PolicyError, RejectedError
+from deid.cli._batch import Batch, iter_inputs
+from deid.cli._common import EXIT_OK, EXIT_REJECTED, UsageError, say
+from deid.codes import Outcome
+from deid.engine import Deidentifier
 from deid.keys import Pseudonymizer
 from deid.policy import load_policy
 
 AUDIT_NAME = "audit.jsonl"
+KEY_ENV = "DEID_KEY_FILE"
 
 
 def add_subparser(sub: Any) -> None:
     parser = sub.add_parser("run", help="de-identify a file or a folder (recursive)")
     parser.add_argument("input", help="a DICOM file or a folder")
-    parser.add_argument("output", help="output folder (created)")
-    parser.add_argument("--policy", default="upload", help="policy name or TOML file (default: upload)")
-    parser.add_argument("--key-file", help="key file from `deid keygen` (else $DEID_KEY_FILE)")
-    parser.add_argument("--ephemeral-key", action="store_true",
-                        help="use a random key for this run only (pseudonyms cannot be reproduced)")
+    parser.add_argument("output", help="output folder (created; must not be inside INPUT)")
+    parser.add_argument("--policy", default="upload", help="policy name or TOML file (upload)")
+    keys = parser.add_mutually_exclusive_group()
+    keys.add_argument("--key-file", help=f"key file from `deid keygen` (else ${KEY_ENV})")
+    keys.add_argument(
+        "--ephemeral-key",
+        action="store_true",
+        help="use a random key for this run only (the mapping cannot be reproduced)",
+    )
     parser.set_defaults(handler=handle)
 
 
 def resolve_key(args: argparse.Namespace) -> Pseudonymizer:
-    path = args.key_file or os.environ.get("DEID_KEY_FILE")
-    if path:
-        return Pseudonymizer.from_file(path)
+    """--key-file, else --ephemeral-key, else $DEID_KEY_FILE; else a usage error."""
+    if args.key_file:
+        return Pseudonymizer.from_file(args.key_file)
     if args.ephemeral_key:
-        sys.stderr.write("deid: using an ephemeral random key: the mapping cannot be reproduced\n")
+        say("using an ephemeral random key: the mapping cannot be reproduced")
         return Pseudonymizer.generate()
-    raise PolicyError("no key: give --key-file, set DEID_KEY_FILE, or pass --ephemeral-key", source="run")
+    if os.environ.get(KEY_ENV):
+        return Pseudonymizer.from_file(os.environ[KEY_ENV])
+    raise UsageError(f"no key: give --key-file, set ${KEY_ENV}, or pass --ephemeral-key")
 
 
-def iter_inputs(root: Path) -> Iterator[Path]:
-    """Files under ``root`` in a stable order (a file is its own single input)."""
-    if root.is_file():
-        yield root
-        return
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            yield Path(dirpath) / name
-
-
-def output_name(record: AuditRecord) -> Path:
-    return Path(str(record.study_instance_uid)) / str(record.series_instance_uid) / f"{record.sop_instance_uid}.dcm"
+def _prepare_output(src: Path, dst: Path) -> None:
+    src_real, dst_real = src.resolve(), dst.resolve()
+    if src.is_dir() and (dst_real == src_real or src_real in dst_real.parents):
+        raise UsageError(f"{dst}: the output folder must not be inside the input folder")
+    try:
+        dst.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{dst}: cannot create the output folder ({type(exc).__name__})") from None
 
 
 def handle(args: argparse.Namespace) -> int:
-    src = Path(args.input)
-    dst = Path(args.output)
+    src, dst = Path(args.input), Path(args.output)
     if not src.exists():
-        raise PolicyError("input does not exist", source=str(src))
+        raise UsageError(f"{src}: input does not exist")
     policy = load_policy(args.policy)
     engine = Deidentifier(policy, resolve_key(args))
-    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
-        raise PolicyError("output must not be inside the input", source=str(dst))
-    dst.mkdir(parents=True, exist_ok=True)
+    _prepare_output(src, dst)
     base = src if src.is_dir() else src.parent
-    counts = {outcome: 0 for outcome in Outcome}
-    with open(dst / AUDIT_NAME, "a", encoding="utf-8") as audit:
+    batch = Batch(engine, dst)
+    counts = dict.fromkeys(Outcome, 0)
+    try:
+        audit = open(dst / AUDIT_NAME, "w", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"{dst / AUDIT_NAME}: cannot write ({type(exc).__name__})") from None
+    with audit:
         for path in iter_inputs(src):
             relative = path.relative_to(base).as_posix()
-            record, written = _one(engine, path, dst)
+            record, written = batch.process(path)
             counts[record.outcome] += 1
             if record.outcome is not Outcome.DEIDENTIFIED:
-                sys.stderr.write(f"deid: {relative}: {record.outcome.value} {record.reason.value if record.reason else ''}"
-                                 f"{': ' + record.detail if record.detail else ''}\n")
-            audit.write(json.dumps(record.to_dict(input=relative, output=written), separators=(",", ":")) + "\n")
+                reason = record.reason.value if record.reason else "-"
+                say(f"{relative}: {record.outcome.value} {reason}: {record.detail}")
+            line = json.dumps(record.to_dict(input=relative, output=written), separators=(",", ":"))
+            audit.write(line + "\n")
             audit.flush()
     total = sum(counts.values())
-    sys.stderr.write(
-        f"deid: {total} input(s): {counts[Outcome.DEIDENTIFIED]} de-identified, "
-        f"{counts[Outcome.REJECTED]} rejected, {counts[Outcome.FAILED]} failed\n"
+    say(
+        f"{total} input(s): {counts[Outcome.DEIDENTIFIED]} de-identified, "
+        f"{counts[Outcome.REJECTED]} rejected, {counts[Outcome.FAILED]} failed; "
+        f"audit in {dst / AUDIT_NAME}"
     )
-    return 0 if counts[Outcome.DEIDENTIFIED] == total else 1
-
-
-def _one(engine: Deidentifier, path: Path, dst: Path) -> tuple[AuditRecord, str | None]:
-    try:
-        result = engine.deidentify_bytes(path.read_bytes())
-    except RejectedError as exc:
-        return AuditRecord(Outcome.REJECTED, exc.reason, exc.detail, policy=engine.policy.name,
-                           key_fingerprint=engine.pseudonymizer.fingerprint), None
-    except OSError as exc:
-        return AuditRecord(Outcome.FAILED, RejectReason.NOT_DICOM, f"cannot read ({type(exc).__name__})",
-                           policy=engine.policy.name), None
-    name = output_name(result.audit)
-    target = dst / name
-    if target.exists() and target.read_bytes() != result.data:
-        return AuditRecord(Outcome.REJECTED, RejectReason.DUPLICATE_INSTANCE,
-                           "another input has the same SOP Instance UID", policy=engine.policy.name,
-                           key_fingerprint=engine.pseudonymizer.fingerprint), None
-    try:
-        write_atomic(target, result.data)
-    except RejectedError as exc:
-        return AuditRecord(Outcome.FAILED, exc.reason, exc.detail, policy=engine.policy.name), None
-    return result.audit, name.as_posix()
+    return EXIT_OK if counts[Outcome.DEIDENTIFIED] == total else EXIT_REJECTED

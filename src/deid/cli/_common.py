@@ -1,0 +1,52 @@
+"""What the subcommands share: exit codes, the usage error, stderr messages, quiet dependencies."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import warnings
+from collections.abc import Iterator
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a writer killed by SIGPIPE
+
+
+class UsageError(Exception):
+    """Bad arguments or environment (missing input, output not creatable): exit code 2.
+
+    The message names the path given by the caller, never a value read from a data set.
+    """
+
+
+def say(message: str) -> None:
+    """One line on stderr, prefixed with ``deid:``."""
+    sys.stderr.write(f"deid: {message}\n")
+
+
+@contextlib.contextmanager
+def quiet_dependencies() -> Iterator[None]:
+    """Keep pydicom's warnings and log lines (which may quote values) off the console.
+
+    Everything is restored on exit, so that ``main()`` can be called in-process (tests).
+    """
+    from pydicom import config
+
+    pydicom_logger = logging.getLogger("pydicom")
+    old_level, old_propagate = pydicom_logger.level, pydicom_logger.propagate
+    old_mode = config.settings.reading_validation_mode
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pydicom_logger.setLevel(logging.CRITICAL + 1)
+        pydicom_logger.propagate = False
+        config.settings.reading_validation_mode = config.IGNORE
+        try:
+            yield
+        finally:
+            config.settings.reading_validation_mode = old_mode
+            pydicom_logger.setLevel(old_level)
+            pydicom_logger.propagate = old_propagate
