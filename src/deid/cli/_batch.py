@@ -100,7 +100,7 @@ class Batch:
         name = output_name(result.audit)
         if name is None:
             detail = "a new Study, Series or SOP Instance UID is not a valid UID: no file name"
-            raise RejectedError(RejectReason.INVALID_VALUE, detail)
+            raise RejectedError(RejectReason.MISSING_UID, detail)
         digest = hashlib.sha256(result.data).digest()
         if self._written.get(name, digest) != digest:
             detail = "another input of this run has the same SOP Instance UID"
