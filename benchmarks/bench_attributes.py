@@ -22,7 +22,11 @@ costs nothing more than reading and writing the file; 0.8: it costs 25 % more).
 Usage::
 
     python benchmarks/bench_attributes.py [--files N] [--rounds R] [--json out.json]
-                                          [--series CT MR] [--write DIR] [--profile]
+                                          [--series CT MR] [--policies upload basic]
+                                          [--write DIR] [--stages] [--profile]
+
+``--stages`` prints milliseconds per file in each stage of the deid path (no profiler);
+``--profile`` runs cProfile over one pass of the deid path instead of the table.
 """
 
 from __future__ import annotations
@@ -221,13 +225,14 @@ def run_benchmark(
 
 def markdown_table(results: Sequence[PathResult]) -> str:
     lines = [
-        "| Series | Files | Path | Median s | files/s | MB/s | files/s range | Ratio |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
+        "| Series | Files | Path | Median s | ms/file | files/s | MB/s | files/s range | Ratio |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         low, high = r.files / max(r.seconds), r.files / min(r.seconds)
         lines.append(
-            f"| {r.series} | {r.files} | {r.path} | {r.median:.3f} | {r.files_per_s:.1f} "
+            f"| {r.series} | {r.files} | {r.path} | {r.median:.3f} "
+            f"| {1000 * r.median / r.files:.2f} | {r.files_per_s:.1f} "
             f"| {r.mb_per_s:.1f} | {low:.1f}-{high:.1f} | {r.ratio:.2f} |"
         )
     return "\n".join(lines)
@@ -385,9 +390,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = shlex.join(
         ["python", "benchmarks/bench_attributes.py", *(sys.argv[1:] if argv is None else argv)]
     )
+    mode = "outputs written with write_atomic" if args.write else "outputs kept in memory"
     print(
         f"`{command}` - {env['date']}, {env['cpus']} CPUs, Python {env['python']}, "
-        f"pydicom {env['pydicom']}, deid {env['deid']}\n"
+        f"pydicom {env['pydicom']}, numpy {env['numpy']}, deid {env['deid']}; {mode}; "
+        f"median of {args.rounds} rounds\n"
     )
     print(markdown_table(results))
     if args.json is not None:

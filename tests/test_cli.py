@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import stat
 import struct
 import warnings
@@ -246,6 +247,29 @@ def test_object_without_study_and_series_uid_goes_under_placeholders(
     assert record["study_instance_uid"] is None
 
 
+def test_a_kept_uid_that_is_not_a_uid_never_becomes_a_path(capsys, tmp_path, key_file) -> None:
+    policy = tmp_path / "keep.toml"
+    policy.write_text('name = "keep"\nextends = "upload"\noptions = ["retain_uids"]\n', "utf-8")
+    with warnings.catch_warnings():  # pydicom warns about the invalid UID it is asked to write
+        warnings.simplefilter("ignore")
+        data = to_bytes(make_dataset(SOPInstanceUID="1.2.3.4/../../escaped"))
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "x.dcm").write_bytes(data)
+    out = tmp_path / "out"
+    argv = ("run", tmp_path / "in", out, "--key-file", key_file, "--policy", policy)
+    code, _, stderr = cli(capsys, *argv)
+    assert code == 1
+    [record] = read_audit(out)
+    assert (record["outcome"], record["reason"], record["output"]) == (
+        "rejected",
+        "MISSING_UID",
+        None,
+    )
+    assert "not a valid UID" in stderr
+    assert files_under(out) == {"audit.jsonl"}
+    assert files_under(tmp_path) == {"site.key", "keep.toml", "in/x.dcm", "out/audit.jsonl"}
+
+
 # -- deid run: a folder with bad files ------------------------------------------------------
 
 
@@ -324,6 +348,18 @@ def test_two_objects_with_one_sop_instance_uid_are_not_both_written(capsys, tmp_
     assert files_under(out) == {expected_name(), "audit.jsonl"}
     assert dcmread(out / expected_name()).PatientSex == "M"
     assert "2.dcm: rejected DUPLICATE_INSTANCE" in stderr
+
+
+def test_one_sop_instance_uid_in_two_series_is_a_duplicate(capsys, tmp_path, key_file) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "1.dcm").write_bytes(GOOD)
+    moved = make_dataset(pixels=True, SeriesInstanceUID="1.2.826.0.1.3680043.8.498.3002")
+    (src / "2.dcm").write_bytes(to_bytes(moved))
+    out = tmp_path / "out"
+    assert cli(capsys, "run", src, out, "--key-file", key_file)[0] == 1
+    assert [r["reason"] for r in read_audit(out)] == [None, "DUPLICATE_INSTANCE"]
+    assert files_under(out) == {expected_name(), "audit.jsonl"}
 
 
 def test_empty_input_folder_is_success_with_an_empty_audit(capsys, tmp_path, key_file) -> None:
@@ -549,6 +585,21 @@ def test_missing_input_is_a_usage_error(capsys, tmp_path, key_file) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_input_that_is_a_fifo_is_a_usage_error(capsys, tmp_path, key_file) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    code, _, stderr = cli(capsys, "run", fifo, tmp_path / "out", "--key-file", key_file)
+    assert code == 2
+    assert "neither a regular file nor a folder" in stderr
+
+
+def test_fifo_inside_the_input_folder_is_skipped(capsys, tmp_path, one_file, key_file) -> None:
+    os.mkfifo(one_file.parent / "pipe")
+    out = tmp_path / "out"
+    assert cli(capsys, "run", one_file.parent, out, "--key-file", key_file)[0] == 0
+    assert [r["input"] for r in read_audit(out)] == ["scan-0001.dcm"]
+
+
 def test_unknown_policy_is_a_usage_error(capsys, tmp_path, one_file, key_file) -> None:
     argv = ("run", one_file, tmp_path / "out", "--key-file", key_file, "--policy", "nosuch")
     code, _, stderr = cli(capsys, *argv)
@@ -750,3 +801,36 @@ def test_closed_stdout_exits_quietly(capsys, one_file, monkeypatch) -> None:
     code = main(["explain", str(one_file)])
     assert code == 141
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_interrupt_exits_130(capsys, tmp_path, one_file, key_file, monkeypatch) -> None:
+    from deid.cli import run
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "iter_inputs", interrupted)
+    code, _, stderr = cli(capsys, "run", one_file, tmp_path / "out", "--key-file", key_file)
+    assert code == 130
+    assert "interrupted" in stderr
+
+
+def test_console_script_entry_point(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("deid")
+    if not script.exists():
+        pytest.skip("the deid console script is not installed beside this interpreter")
+    done = subprocess.run(
+        [str(script), "keygen", str(tmp_path / "k.key")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert "fingerprint" in done.stderr
+    argv = [str(script), "policies", "--nope"]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr

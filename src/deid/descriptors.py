@@ -555,7 +555,7 @@ _MAX_PHONE_DIGITS = 15
 
 def _contact_spans(low: str) -> list[tuple[int, int]]:
     """E-mail addresses and phone numbers, whoever they belong to."""
-    found = [match.span() for match in _EMAIL.finditer(low)]
+    found = [match.span() for match in _EMAIL.finditer(low)] if "@" in low else []
     found.extend(_phone_spans(low, 0, len(low), split=True))
     return found
 

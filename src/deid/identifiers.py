@@ -147,6 +147,28 @@ _NOT_NAME_PARTS = frozenset(
     }
 )  # fmt: skip
 
+# Values that say nothing (placeholders), and department words that name no place: an
+# identifier made only of these is skipped, so that verification does not reject every
+# output that mentions "RADIOLOGY".
+_PLACEHOLDER_WORDS = frozenset(
+    {
+        "none", "unknown", "unk", "na", "n", "a", "nil", "null", "anonymous", "anonymized",
+        "anonymised", "anon", "removed", "redacted", "deidentified", "blank", "empty",
+        "patient", "test",
+    }
+)  # fmt: skip
+# A value made of the words of one of these names a device or its maker, not a person or a
+# place (test and phantom objects, AI results whose "creator" is the vendor). The output keeps
+# these attributes, so such a value is not treated as an identifier.
+_DEVICE_KEYWORDS = frozenset({"Manufacturer", "ManufacturerModelName"})
+_GENERIC_DEPARTMENT_WORDS = frozenset(
+    {
+        "radiology", "imaging", "diagnostic", "diagnostics", "department", "dept", "ct", "mr",
+        "mri", "xray", "x", "ray", "nuclear", "medicine", "ultrasound", "us", "emergency", "er",
+        "ed", "icu", "cardiology", "oncology", "neurology", "mammography", "pet", "services",
+        "interventional", "unit", "clinic", "of", "and", "the",
+    }
+)  # fmt: skip
 _MIN_LENGTH = 3
 _PN_COMPONENTS = 3
 
@@ -170,7 +192,7 @@ def collect(ds: Dataset) -> Identifiers:
     if file_meta is not None:
         collector.walk(file_meta, in_code_sequence=False)
     collector.walk(ds, in_code_sequence=False)
-    return Identifiers(tuple(collector.items))
+    return Identifiers(collector.identifiers())
 
 
 class _Collector:
@@ -179,6 +201,17 @@ class _Collector:
     def __init__(self) -> None:
         self.items: list[Identifier] = []
         self._seen: set[tuple[Category, str]] = set()
+        self._devices: list[set[str]] = []
+
+    def identifiers(self) -> tuple[Identifier, ...]:
+        """What was found, less the values whose words all come from one device name."""
+        if not self._devices:
+            return tuple(self.items)
+        return tuple(item for item in self.items if not self._names_a_device(item.value))
+
+    def _names_a_device(self, value: str) -> bool:
+        words = set(_dedupe_key(value).split())
+        return any(words <= device for device in self._devices)
 
     def add(self, category: Category, value: str, source: str) -> None:
         text = value.strip(" \t\r\n\x00")
@@ -212,6 +245,11 @@ class _Collector:
         if vr in ("DA", "DT"):
             for value in _values(elem):
                 self._add_date(value, source)
+            return
+        if keyword in _DEVICE_KEYWORDS:
+            self._devices.extend(
+                set(_dedupe_key(value).split()) for value in _values(elem) if isinstance(value, str)
+            )
             return
         category = _BY_KEYWORD.get(keyword)
         if category is None and in_code_sequence and keyword == "CodeValue":
@@ -307,11 +345,17 @@ def _is_name_word(word: str) -> bool:
 
 
 def _long_enough(category: Category, text: str) -> bool:
-    """Skip empty and too short values, and IDs made only of zeros."""
+    """Skip empty, too short and placeholder values, IDs made only of zeros and generic
+    department names."""
     alnum = [char for char in text if char.isalnum()]
     if len(text) < _MIN_LENGTH or len(alnum) < _MIN_LENGTH:
         return False
-    return not (category is Category.ID and all(char == "0" for char in alnum))
+    if category is Category.ID and all(char == "0" for char in alnum):
+        return False
+    words = set(_dedupe_key(text).split())
+    if words <= _PLACEHOLDER_WORDS:
+        return False
+    return not (category is Category.INSTITUTION and words <= _GENERIC_DEPARTMENT_WORDS)
 
 
 def _dedupe_key(text: str) -> str:

@@ -246,5 +246,5 @@ def _regions(encoded: bytes, pixel_value: bytes | None) -> list[tuple[int, int]]
         for trailer in range(min(_MAX_TRAILER, size - length) + 1):
             end = size - trailer
             if encoded.endswith(pixel_value, 0, end):
-                return [(0, end - length), (end, size)]
+                return [(0, end - length), (end, size)] if trailer else [(0, end - length)]
     return [(0, size)]

@@ -5,9 +5,10 @@ from an input file name or another header value. A UID that is not digits and do
 only when a policy keeps the original UIDs) cannot name a file: the object is rejected. An
 object without a Study or Series Instance UID goes under ``no-study-uid`` / ``no-series-uid``.
 
-Within one run, two inputs that become the same output name but different bytes (two objects
-with one SOP Instance UID) are not both written: the second is rejected as DUPLICATE_INSTANCE.
-A file of that name left by an earlier run is replaced.
+Within one run, two inputs that get the same new SOP Instance UID but different bytes (two
+objects that share a SOP Instance UID, even in different series) are not both written: the
+second is rejected as DUPLICATE_INSTANCE. Two identical inputs give one output, written once
+and named in both records. A file of that name left by an earlier run is replaced.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class Batch:
     def __init__(self, engine: Deidentifier, dst: Path) -> None:
         self.engine = engine
         self.dst = dst
-        self._written: dict[Path, bytes] = {}
+        self._written: dict[str, bytes] = {}  # new SOP Instance UID -> sha256 of the output
 
     def _failed(self, outcome: Outcome, reason: RejectReason, detail: str) -> AuditRecord:
         return AuditRecord(
@@ -102,12 +103,15 @@ class Batch:
             detail = "a new Study, Series or SOP Instance UID is not a valid UID: no file name"
             raise RejectedError(RejectReason.MISSING_UID, detail)
         digest = hashlib.sha256(result.data).digest()
-        if self._written.get(name, digest) != digest:
+        earlier = self._written.get(name.name)
+        if earlier == digest:  # an identical copy of an earlier input: already written
+            return result.audit, name.as_posix()
+        if earlier is not None:
             detail = "another input of this run has the same SOP Instance UID"
             raise RejectedError(RejectReason.DUPLICATE_INSTANCE, detail)
         try:
             write_atomic(self.dst / name, result.data)
         except RejectedError as exc:
             return self._failed(Outcome.FAILED, exc.reason, exc.detail), None
-        self._written[name] = digest
+        self._written[name.name] = digest
         return result.audit, name.as_posix()

@@ -70,6 +70,8 @@ def handle(args: argparse.Namespace) -> int:
     src, dst = Path(args.input), Path(args.output)
     if not src.exists():
         raise UsageError(f"{src}: input does not exist")
+    if not (src.is_dir() or src.is_file()):
+        raise UsageError(f"{src}: input is neither a regular file nor a folder")
     policy = load_policy(args.policy)
     engine = Deidentifier(policy, resolve_key(args))
     _prepare_output(src, dst)

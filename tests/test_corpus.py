@@ -1,0 +1,270 @@
+"""The whole shared corpus through ``deid run`` (policy upload, a fixed key) and ``deid explain``.
+
+The run happens once per module; the tests read its audit, its outputs and its stderr.
+Skipped where ``../shared/corpus`` (or ``$DEID_CORPUS``) is absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+
+from deid import RejectReason
+from deid.cli.main import main
+from deid.keys import write_key_file
+from tests.conftest import CORPUS, KEY
+
+pytestmark = pytest.mark.corpus
+
+_NOT_INPUTS = {".md", ".json", ".zip"}
+
+#: Outcomes checked by hand (see the corpus README and the notes). Files not listed here are
+#: still held to every other test in this module.
+EXPECTED: dict[str, tuple[str, str | None]] = {
+    # not DICOM at all
+    "README.md": ("rejected", "NOT_DICOM"),
+    "manifest.json": ("rejected", "NOT_DICOM"),
+    "burned_in_truth.json": ("rejected", "NOT_DICOM"),
+    "presidio/ground_truth.json": ("rejected", "NOT_DICOM"),
+    "deid-data/ultrasounds/GREYSCALE_CINE.zip": ("rejected", "NOT_DICOM"),  # a ZIP archive
+    "pydicom/no_meta.dcm": ("rejected", "NOT_DICOM"),  # stray byte: one garbage element
+    # a media directory, not an image
+    "pydicom/dicomdir/DICOMDIR": ("rejected", "UNSUPPORTED_SOP_CLASS"),
+    # cut short inside an element value
+    "pydicom/MR_truncated.dcm": ("rejected", "TRUNCATED"),
+    "pydicom/rtplan_truncated.dcm": ("rejected", "TRUNCATED"),
+    # Deflated Image Frame Compression: pydicom 3.0.2 cannot write it
+    "pydicom-data/liver_deflate.dcm": ("rejected", "UNSUPPORTED_TRANSFER_SYNTAX"),
+    # fragments without SOP Class UID and/or SOP Instance UID in the data set
+    "pydicom/UN_sequence.dcm": ("rejected", "MISSING_UID"),
+    "pydicom/empty_charset_LEI.dcm": ("rejected", "MISSING_UID"),
+    "pydicom/meta_missing_tsyntax.dcm": ("rejected", "MISSING_UID"),
+    "pydicom/nested_priv_SQ.dcm": ("rejected", "MISSING_UID"),
+    "pydicom/no_meta_group_length.dcm": ("rejected", "MISSING_UID"),
+    "pydicom/priv_SQ.dcm": ("rejected", "MISSING_UID"),
+    "pydicom/charset/chrSQEncoding.dcm": ("rejected", "MISSING_UID"),
+    "pydicom/charset/chrSQEncoding1.dcm": ("rejected", "MISSING_UID"),
+    "pydicom-data/JLSL_RGB_ILV1.dcm": ("rejected", "MISSING_UID"),
+    "pydicom-data/JLSN_RGB_ILV0.dcm": ("rejected", "MISSING_UID"),
+    # a second, different object with the SOP Instance UID of a file that comes earlier
+    # (JPEG2000-embedded-sequence-delimiter, JPEG-lossy, ExplVR_BigEndNoMeta, chrJapMulti)
+    "pydicom/JPEG2000.dcm": ("rejected", "DUPLICATE_INSTANCE"),
+    "pydicom/JPGExtended.dcm": ("rejected", "DUPLICATE_INSTANCE"),
+    "pydicom/ExplVR_LitEndNoMeta.dcm": ("rejected", "DUPLICATE_INSTANCE"),
+    "pydicom/charset/chrJapMultiExplicitIR6.dcm": ("rejected", "DUPLICATE_INSTANCE"),
+    # the same MR instance in other transfer syntaxes, after MR_small_RLE.dcm
+    "pydicom/MR_small_bigendian.dcm": ("rejected", "DUPLICATE_INSTANCE"),
+    "pydicom/MR_small_implicit.dcm": ("rejected", "DUPLICATE_INSTANCE"),
+    "pydicom/MR_small_jp2klossless.dcm": ("rejected", "DUPLICATE_INSTANCE"),
+    "pydicom/MR_small_jpeg_ls_lossless.dcm": ("rejected", "DUPLICATE_INSTANCE"),
+    # plain objects without burned-in text, checked by reading their outputs
+    "pydicom/JPEG2000-embedded-sequence-delimiter.dcm": ("deidentified", None),
+    "pydicom/ExplVR_BigEndNoMeta.dcm": ("deidentified", None),
+    "pydicom/charset/chrFren.dcm": ("deidentified", None),
+    # chrFren.dcm plus Other Patient IDs/Names, which are removed: the same output, written once
+    "pydicom/charset/chrFrenMulti.dcm": ("deidentified", None),
+    "pydicom/charset/chrJapMulti.dcm": ("deidentified", None),
+    "pydicom/MR_small_RLE.dcm": ("deidentified", None),
+}
+
+#: Must never be released, whatever the reason given (the reason is not yet the right one).
+MUST_BE_REJECTED = {
+    # cut short inside the pixel data: pydicom returns an empty data set; TRUNCATED is right
+    "pydicom-data/emri_small_jpeg_2k_lossless_too_short.dcm",
+}
+
+
+@dataclass(frozen=True)
+class CorpusRun:
+    code: int
+    stdout: str
+    stderr: str
+    out: Path
+    records: list[dict[str, object]]
+    hashes_before: dict[str, str]
+    hashes_after: dict[str, str]
+
+    def by_input(self) -> dict[str, dict[str, object]]:
+        return {str(r["input"]): r for r in self.records}
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _cli(*argv: str | Path) -> tuple[int, str, str]:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main([str(a) for a in argv])
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+def _read(path: Path):  # type: ignore[no-untyped-def]
+    with warnings.catch_warnings():  # odd values kept from real files make pydicom warn
+        warnings.simplefilter("ignore")
+        return dcmread(path)
+
+
+@pytest.fixture(scope="module")
+def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> CorpusRun:
+    if not CORPUS.is_dir():
+        pytest.skip(f"shared corpus not found at {CORPUS} (set DEID_CORPUS)")
+    work = tmp_path_factory.mktemp("corpus-run")
+    key = write_key_file(work / "site.key", KEY)
+    out = work / "out"
+    before = _hashes(CORPUS)
+    code, stdout, stderr = _cli("run", CORPUS, out, "--policy", "upload", "--key-file", key)
+    after = _hashes(CORPUS)
+    text = (out / "audit.jsonl").read_text(encoding="utf-8")
+    records = [json.loads(line) for line in text.splitlines()]
+    return CorpusRun(code, stdout, stderr, out, records, before, after)
+
+
+def _dicom_files() -> list[str]:
+    if not CORPUS.is_dir():
+        return ["(corpus absent)"]
+    return [
+        p.relative_to(CORPUS).as_posix()
+        for p in sorted(CORPUS.rglob("*"))
+        if p.is_file() and p.suffix not in _NOT_INPUTS
+    ]
+
+
+# -- deid run over the corpus ---------------------------------------------------------------
+
+
+def test_every_input_has_exactly_one_record(corpus, corpus_run) -> None:
+    inputs = [str(r["input"]) for r in corpus_run.records]
+    assert len(inputs) == len(set(inputs))
+    assert set(inputs) == set(corpus_run.hashes_before)
+    assert "Traceback" not in corpus_run.stderr
+
+
+def test_counts_add_up(corpus, corpus_run) -> None:
+    outcomes = [r["outcome"] for r in corpus_run.records]
+    done = outcomes.count("deidentified")
+    rejected, failed = outcomes.count("rejected"), outcomes.count("failed")
+    assert done + rejected + failed == len(outcomes)
+    summary = (
+        f"{len(outcomes)} input(s): {done} de-identified, {rejected} rejected, {failed} failed"
+    )
+    assert summary in corpus_run.stderr
+    assert corpus_run.code == (0 if done == len(outcomes) else 1)
+    not_released = [r for r in corpus_run.records if r["outcome"] != "deidentified"]
+    listed = re.findall(r"^deid: (.+?): (?:rejected|failed) [A-Z_]+: ", corpus_run.stderr, re.M)
+    assert listed == [r["input"] for r in not_released]
+    assert done > 50
+
+
+def test_every_output_reads_back_marked_and_named_from_its_uids(corpus, corpus_run) -> None:
+    outputs = set()
+    for record in corpus_run.records:
+        if record["outcome"] != "deidentified":
+            continue
+        name = str(record["output"])
+        outputs.add(name)
+        ds = _read(corpus_run.out / name)
+        assert ds.PatientIdentityRemoved == "YES", name
+        assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID, name
+        assert ds.file_meta.MediaStorageSOPClassUID == ds.SOPClassUID, name
+        assert ds.SOPInstanceUID == record["sop_instance_uid"]
+        assert name.endswith(f"/{ds.SOPInstanceUID}.dcm")
+        study, series = name.split("/")[:2]
+        assert study == ds.get("StudyInstanceUID", "no-study-uid")
+        assert series == ds.get("SeriesInstanceUID", "no-series-uid")
+        assert str(ds.SOPInstanceUID).startswith("2.25.")
+    written = {
+        p.relative_to(corpus_run.out).as_posix() for p in corpus_run.out.rglob("*") if p.is_file()
+    }
+    assert written == outputs | {"audit.jsonl"}  # no temp files, nothing else
+
+
+def test_rejected_inputs_have_a_reason_code_and_no_output(corpus, corpus_run) -> None:
+    reasons = {r.value for r in RejectReason}
+    for record in corpus_run.records:
+        if record["outcome"] == "deidentified":
+            assert record["reason"] is None
+            continue
+        assert record["reason"] in reasons, record["input"]
+        assert record["output"] is None
+        assert record["sop_instance_uid"] is None
+
+
+def test_no_input_file_changed(corpus, corpus_run) -> None:
+    assert corpus_run.hashes_after == corpus_run.hashes_before
+
+
+def test_no_output_name_contains_an_input_file_stem(corpus, corpus_run) -> None:
+    stems = {Path(name).stem for name in corpus_run.hashes_before}
+    for record in corpus_run.records:
+        if record["output"] is None:
+            continue
+        for stem in stems:
+            assert stem not in str(record["output"]), (record["input"], stem)
+
+
+def test_outcomes_checked_by_hand(corpus, corpus_run) -> None:
+    got = {
+        name: (str(record["outcome"]), record["reason"])
+        for name, record in corpus_run.by_input().items()
+    }
+    assert {name: got.get(name) for name in EXPECTED} == EXPECTED
+    for name in MUST_BE_REJECTED:
+        assert got[name][0] == "rejected", name
+    records = corpus_run.by_input()
+    same = ("pydicom/charset/chrFren.dcm", "pydicom/charset/chrFrenMulti.dcm")
+    assert records[same[0]]["output"] == records[same[1]]["output"]
+
+
+@pytest.mark.xfail(
+    reason="no burned-in gate or pixel pass yet: burned-in PHI is released as is",
+    raises=AssertionError,
+)
+def test_burned_in_phi_is_never_released_untouched(corpus, corpus_run) -> None:
+    truth = json.loads((CORPUS / "burned_in_truth.json").read_text(encoding="utf-8"))
+    leaked = []
+    for name, boxes in sorted(truth.items()):
+        record = corpus_run.by_input().get(name)
+        if not any(box.get("phi") for box in boxes) or record is None:
+            continue
+        if record["outcome"] != "deidentified":
+            continue
+        before = _read(CORPUS / name).get("PixelData")
+        after = _read(corpus_run.out / str(record["output"])).get("PixelData")
+        if before is not None and before == after:
+            leaked.append(name)
+    assert leaked == []
+
+
+# -- deid explain over every DICOM file -----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", _dicom_files())
+def test_explain_never_raises(corpus, corpus_run, name) -> None:
+    code, stdout, stderr = _cli("explain", corpus / name, "--policy", "upload")
+    assert "Traceback" not in stderr
+    assert code in (0, 1), stderr
+    record = corpus_run.by_input()[name]
+    if record["outcome"] == "deidentified":
+        assert code == 0
+    if code == 0:
+        lines = stdout.splitlines()
+        count = int(lines[-1].split()[1])
+        assert len(lines) == count + 3
+        assert all(len(line.split("\t")) == 5 for line in lines[1:-1])
+    else:
+        assert stdout == ""
+        assert f"{name}: rejected " in stderr
