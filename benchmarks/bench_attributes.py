@@ -23,9 +23,8 @@ Usage::
 
     python benchmarks/bench_attributes.py [--files N] [--rounds R] [--json out.json]
                                           [--series CT MR] [--policies upload basic]
-                                          [--write DIR] [--stages] [--profile]
+                                          [--write DIR] [--profile]
 
-``--stages`` prints milliseconds per file in each stage of the deid path (no profiler);
 ``--profile`` runs cProfile over one pass of the deid path instead of the table.
 """
 
@@ -271,74 +270,6 @@ def profile_deid(files: int, series: str, policy: str, top: int, out: Path | Non
     return text.getvalue()
 
 
-#: Functions of :mod:`deid.engine` timed by ``--stages`` (wrapped at run time, not edited).
-_STAGE_FUNCTIONS = ("dcmread", "_touch_all", "new_file_meta", "verify", "_for_verification")
-
-
-def stage_times(files: int, series: str, policy: str) -> dict[str, float]:
-    """Milliseconds per file in each stage of ``Deidentifier._run``, without a profiler.
-
-    The stages are the ``_guard`` names of :mod:`deid.engine` (collect, plan, apply, mark,
-    encode) plus the functions in ``_STAGE_FUNCTIONS``; ``other`` is the rest of the call.
-    The engine module's globals are wrapped for the duration of the call and restored after.
-    """
-    import deid.engine as engine_module
-
-    totals: dict[str, float] = {}
-
-    def timed(name: str, func: Callable[..., object]) -> Callable[..., object]:
-        def wrapper(*args: object, **kwargs: object) -> object:
-            start = time.perf_counter()
-            try:
-                return func(*args, **kwargs)
-            finally:
-                totals[name] = totals.get(name, 0.0) + time.perf_counter() - start
-
-        return wrapper
-
-    saved = {name: getattr(engine_module, name) for name in _STAGE_FUNCTIONS}
-    saved["_guard"] = engine_module._guard
-    guard = engine_module._guard
-
-    def timed_guard(stage: str, func: Callable[[], object]) -> object:
-        return timed(stage, guard)(stage, func)
-
-    with tempfile.TemporaryDirectory(prefix="deid-stages-") as tmp:
-        paths = write_series(Path(tmp), SERIES[series], files)
-        blobs = [p.read_bytes() for p in paths]
-        engine = Deidentifier(policy, BENCH_KEY)
-        for data in blobs[:3]:
-            engine.deidentify_bytes(data)
-        try:
-            for name in _STAGE_FUNCTIONS:
-                setattr(engine_module, name, timed(name, saved[name]))
-            engine_module._guard = timed_guard
-            gc.collect()
-            start = time.perf_counter()
-            for data in blobs:
-                engine.deidentify_bytes(data)
-            total = time.perf_counter() - start
-        finally:
-            for name, func in saved.items():
-                setattr(engine_module, name, func)
-        start = time.perf_counter()
-        for data in blobs:
-            ds = dcmread(io.BytesIO(data))
-        read = time.perf_counter() - start
-        start = time.perf_counter()
-        for data in blobs:
-            ds = dcmread(io.BytesIO(data))
-            buffer = io.BytesIO()
-            dcmwrite(buffer, ds, enforce_file_format=True)
-        both = time.perf_counter() - start
-    per_file = {name: 1000 * value / files for name, value in totals.items()}
-    per_file["other"] = 1000 * total / files - sum(per_file.values())
-    per_file["total"] = 1000 * total / files
-    per_file["baseline dcmread"] = 1000 * read / files
-    per_file["baseline dcmread+dcmwrite"] = 1000 * both / files
-    return per_file
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=200, help="files per series (200)")
@@ -352,9 +283,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="cProfile the deid path instead of the table"
     )
-    parser.add_argument(
-        "--stages", action="store_true", help="time each stage of the deid path (ms per file)"
-    )
     parser.add_argument("--profile-out", type=Path, help="save the cProfile stats here")
     parser.add_argument("--top", type=int, default=30, help="functions shown by --profile")
     args = parser.parse_args(argv)
@@ -367,16 +295,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.profile:
         for name in args.series:
             print(profile_deid(args.files, name, args.policies[0], args.top, args.profile_out))
-        return 0
-    if args.stages:
-        for name in args.series:
-            for policy in args.policies:
-                times = stage_times(args.files, name, policy)
-                print(f"\n{name} deid-{policy}, {args.files} files (ms per file)\n")
-                print("| Stage | ms/file | % of deid |\n|---|---:|---:|")
-                for stage, ms in times.items():
-                    share = 100 * ms / times["total"]
-                    print(f"| {stage} | {ms:.2f} | {share:.0f} |")
         return 0
     results = run_benchmark(
         args.files,

@@ -33,6 +33,11 @@ NOT_NAME_PARTS = frozenset(
     "DR MR MRS MS MX MISS JR SR II III IV PROF PHD MD REV SIR DDS DMD RN ESQ VAN VON DER DEN "
     "DEL DES DOS DAS LA LE DE DI DU DA".split()
 )
+# Placeholder values: deid does not take a value made only of these for an identifier.
+PLACEHOLDERS = frozenset(
+    "NONE UNKNOWN UNK NIL NULL ANONYMOUS ANONYMIZED ANONYMISED ANON REMOVED REDACTED "
+    "DEIDENTIFIED BLANK EMPTY PATIENT TEST".split()
+)
 ROOT = "1.2.826.0.1.3680043.8.498.3"
 LO_MAX = 64
 
@@ -118,7 +123,7 @@ def blank(data: bytes, values: list[str]) -> bytes:
 
 
 def _usable_part(part: str) -> bool:
-    if part in NOT_NAME_PARTS or part.lower() in noise():
+    if part in NOT_NAME_PARTS or part in PLACEHOLDERS or part.lower() in noise():
         return False
     # A VR code followed by a length byte that is a letter spells three letters in any file.
     return not (len(part) == 3 and part[:2] in VR_CODES)

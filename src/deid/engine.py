@@ -102,30 +102,44 @@ class Deidentifier:
     # -- the pipeline -----------------------------------------------------------------
 
     def _run(self, ds: Dataset) -> DeidResult:
-        _gate(ds)
-        identifiers = _guard("collect", lambda: collect(ds))
-        plan = _guard("plan", lambda: build_plan(ds, self.policy))
-        ctx = self._context(ds, identifiers)
-        _guard("apply", lambda: apply_plan(ds, plan, ctx))
-        ts = transfer_syntax(ds)
-        _guard("mark", lambda: add_markers(ds, self.policy))
-        ds.file_meta = new_file_meta(ds, ts)
-        ds.preamble = b"\x00" * 128
-        data = _guard("encode", lambda: encode(ds))
-        if self.verify:
-            checked = _for_verification(identifiers, self.policy)
-            pixel = _pixel_value(ds)
-            verify(ds, data, checked, skip=_skipped(self.policy), pixel_value=pixel)
-        audit = AuditRecord(
-            outcome=Outcome.DEIDENTIFIED,
-            sop_class_uid=plan.sop_class_uid,
-            study_instance_uid=_str(ds.get("StudyInstanceUID")),
-            series_instance_uid=_str(ds.get("SeriesInstanceUID")),
-            sop_instance_uid=_str(ds.get("SOPInstanceUID")),
-            policy=self.policy.name,
-            key_fingerprint=self.pseudonymizer.fingerprint,
-            actions=plan.counts(),
-        )
+        stage = "gate"
+        try:
+            _gate(ds)
+            stage = "collect"
+            identifiers = collect(ds)
+            stage = "plan"
+            plan = build_plan(ds, self.policy)
+            stage = "apply"
+            apply_plan(ds, plan, self._context(ds, identifiers))
+            stage = "mark"
+            ts = transfer_syntax(ds)
+            add_markers(ds, self.policy)
+            ds.file_meta = new_file_meta(ds, ts)
+            ds.preamble = b"\x00" * 128
+            stage = "encode"
+            data = encode(ds)
+            if self.verify:
+                stage = "verify"
+                checked = _for_verification(identifiers, self.policy)
+                verify(ds, data, checked, skip=_skipped(self.policy), pixel_value=_pixel_value(ds))
+            stage = "audit"
+            audit = AuditRecord(
+                outcome=Outcome.DEIDENTIFIED,
+                sop_class_uid=plan.sop_class_uid,
+                study_instance_uid=_str(ds.get("StudyInstanceUID")),
+                series_instance_uid=_str(ds.get("SeriesInstanceUID")),
+                sop_instance_uid=_str(ds.get("SOPInstanceUID")),
+                policy=self.policy.name,
+                key_fingerprint=self.pseudonymizer.fingerprint,
+                actions=plan.counts(),
+            )
+        except DeidError:
+            raise
+        except Exception as exc:
+            # Any other error: the object is not released, and the message names no value.
+            logger.debug("stage %s failed: %s", stage, type(exc).__name__)
+            detail = f"{stage} failed ({type(exc).__name__})"
+            raise RejectedError(RejectReason.INVALID_DATASET, detail) from None
         return DeidResult(ds, data, plan, audit)
 
     def _context(self, ds: Dataset, identifiers: Identifiers) -> ApplyContext:
@@ -236,7 +250,7 @@ def read_dataset(data: bytes) -> Dataset:
         raise RejectedError(RejectReason.TRUNCATED, "ends inside an element") from None
     except Exception as exc:
         raise RejectedError(RejectReason.INVALID_DATASET, f"unreadable ({type(exc).__name__})") from None
-    _touch_all(ds)
+    _check_complete(ds, raw)
     return ds
 
 
@@ -256,30 +270,35 @@ def _read_forced(raw: bytes) -> Dataset:
     return ds
 
 
-def _touch_all(ds: Dataset) -> None:
-    """Convert every element once so that malformed values fail here, named by tag."""
-    for elem in _walk(ds):
-        _ = elem
+_UNDEFINED = 0xFFFFFFFF
+_DEFLATED = "1.2.840.10008.1.2.1.99"
 
 
-def _walk(ds: Dataset):  # type: ignore[no-untyped-def]
-    for tag in list(ds.keys()):
-        raw = ds.get_item(tag)
+def _check_complete(ds: Dataset, data: bytes) -> None:
+    """Reject data sets that stop early; nothing is decoded (kept values stay raw bytes)."""
+    keys = list(ds.keys())
+    if not keys:
+        meta = getattr(ds, "file_meta", None)
+        reason = RejectReason.TRUNCATED if meta else RejectReason.NOT_DICOM
+        raise RejectedError(reason, "no data set elements")
+    for tag in keys:
+        elem = ds.get_item(tag)
         if (
-            isinstance(raw, RawDataElement)
-            and raw.length != 0xFFFFFFFF
-            and isinstance(raw.value, bytes)
-            and len(raw.value) < raw.length
+            isinstance(elem, RawDataElement)
+            and elem.length != _UNDEFINED
+            and elem.value is not None
+            and len(elem.value) < elem.length
         ):
             raise RejectedError(RejectReason.TRUNCATED, f"element {_fmt(tag)} is shorter than its length")
-        try:
-            elem = ds[tag]
-        except Exception:
-            raise RejectedError(RejectReason.INVALID_DATASET, f"cannot decode element {_fmt(tag)}") from None
-        yield elem
-        if elem.VR == "SQ" and elem.value:
-            for item in elem.value:
-                yield from _walk(item)
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and str(meta.get("TransferSyntaxUID", "")) == _DEFLATED:
+        return  # offsets are those of the inflated stream
+    last = ds.get_item(keys[-1])
+    if not isinstance(last, RawDataElement) or last.value is None:
+        return
+    end = last.value_tell + len(last.value) + (8 if last.length == _UNDEFINED else 0)
+    if end != len(data):
+        raise RejectedError(RejectReason.TRUNCATED, "the data set does not end with a complete element")
 
 
 def _fmt(tag: int) -> str:

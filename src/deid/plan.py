@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
+from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.uid import UID_dictionary
 
@@ -169,6 +170,18 @@ class Plan:
         return [head, cols, *(d.explain() for d in self.decisions)]
 
 
+def element_vr(ds: Dataset, tag: int) -> str:
+    """The VR of an element without decoding its value (dictionary VR for implicit data)."""
+    elem = ds.get_item(tag)
+    vr = elem.VR if elem is not None else None
+    if vr:
+        return str(vr)
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+
+
 def is_well_known_uid(value: str) -> bool:
     """A UID of the standard (SOP classes, transfer syntaxes, coding schemes, ...)."""
     uid = value.strip().rstrip("\x00")
@@ -201,9 +214,11 @@ class _Planner:
     # -- entry points -----------------------------------------------------------------
 
     def plan_file_meta(self, meta: Dataset) -> None:
-        for elem in meta:
-            row = self.table.lookup(elem.tag)
-            if row is not None and elem.tag == 0x00020003:
+        for tag in meta.keys():
+            tag = int(tag)
+            vr, keyword = element_vr(meta, tag), keyword_for_tag(tag)
+            row = self.table.lookup(tag)
+            if row is not None and tag == 0x00020003:
                 code, option = row.code_for(self.options)
                 action = ActionCode.K if code is ActionCode.K else ActionCode.U
                 reason = _row_reason(row, code, option) + "; File Meta Information is rebuilt"
@@ -212,9 +227,7 @@ class _Planner:
                 code = action = ActionCode.X
                 reason = "File Meta Information replaced (PS3.15 E.1.1)"
                 rule = Rule.STRUCTURE
-            self.out.append(
-                Decision((), elem.tag, elem.keyword, elem.VR, action, code, rule, reason, in_file_meta=True)
-            )
+            self.out.append(Decision((), tag, keyword, vr, action, code, rule, reason, in_file_meta=True))
 
     def plan_dataset(self, ds: Dataset, path: tuple[Step, ...], tags: tuple[int, ...], ctx: _Context) -> None:
         if not path and self.safe_private:
@@ -226,19 +239,16 @@ class _Planner:
         value_overrides = self._content_item(ds, path, ctx) if ctx.content_items else None
         if value_overrides is False:
             return
-        for elem in ds:
-            tag = elem.tag
-            try:
-                vr = elem.VR
-                keyword = elem.keyword
-            except Exception:  # pragma: no cover - pydicom always has these
-                raise RejectedError(RejectReason.INVALID_DATASET, f"element {format_tag(tag)}") from None
+        for base_tag in ds.keys():
+            tag = int(base_tag)
+            vr = element_vr(ds, tag)
+            keyword = keyword_for_tag(tag)
             group = tag >> 16
             if group % 2 == 1:
                 if is_private_creator(tag):
                     creator_elements.append((tag, keyword, vr))
                     continue
-                kept = self._private(ds, elem.tag, vr, creators, path, tags, ctx)
+                kept = self._private(ds, tag, vr, creators, path, tags, ctx)
                 if kept:
                     kept_blocks.add((group, (tag & 0xFFFF) >> 8))
                 continue
@@ -248,7 +258,7 @@ class _Planner:
                 continue
             if isinstance(value_overrides, dict) and tag in value_overrides:
                 action, reason = value_overrides[tag]
-                self._emit_resolved(ds, elem.tag, keyword, vr, action, action, Rule.STRUCTURED, reason, path, tags, ctx, None)
+                self._emit_resolved(ds, tag, keyword, vr, action, action, Rule.STRUCTURED, reason, path, tags, ctx, None)
                 continue
             self._public(ds, tag, keyword, vr, path, tags, ctx)
         for tag, keyword, vr in creator_elements:
