@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
@@ -25,19 +26,27 @@ FILLER = (
     "right", "knee", "report", "to", "of", "the", "and", "no", "change",
 )  # fmt: skip
 VR_CODES = frozenset(
-    "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL "
-    "UN UR US UT UV".split()
-)
+    {
+        "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF",
+        "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN",
+        "UR", "US", "UT", "UV",
+    }
+)  # fmt: skip
 # Titles and particles: deid does not treat them as name parts (see deid.identifiers).
 NOT_NAME_PARTS = frozenset(
-    "DR MR MRS MS MX MISS JR SR II III IV PROF PHD MD REV SIR DDS DMD RN ESQ VAN VON DER DEN "
-    "DEL DES DOS DAS LA LE DE DI DU DA".split()
-)
+    {
+        "DR", "MR", "MRS", "MS", "MX", "MISS", "JR", "SR", "II", "III", "IV", "PROF", "PHD", "MD",
+        "REV", "SIR", "DDS", "DMD", "RN", "ESQ", "VAN", "VON", "DER", "DEN", "DEL", "DES", "DOS",
+        "DAS", "LA", "LE", "DE", "DI", "DU", "DA",
+    }
+)  # fmt: skip
 # Placeholder values: deid does not take a value made only of these for an identifier.
 PLACEHOLDERS = frozenset(
-    "NONE UNKNOWN UNK NIL NULL ANONYMOUS ANONYMIZED ANONYMISED ANON REMOVED REDACTED "
-    "DEIDENTIFIED BLANK EMPTY PATIENT TEST".split()
-)
+    {
+        "NONE", "UNKNOWN", "UNK", "NIL", "NULL", "ANONYMOUS", "ANONYMIZED", "ANONYMISED", "ANON",
+        "REMOVED", "REDACTED", "DEIDENTIFIED", "BLANK", "EMPTY", "PATIENT", "TEST",
+    }
+)  # fmt: skip
 ROOT = "1.2.826.0.1.3680043.8.498.3"
 LO_MAX = 64
 
@@ -84,8 +93,9 @@ class Patient:
     def identifiers(self) -> list[str]:
         """What must not survive: name parts of three characters or more, the ID, the birth
         date as stored and in each spelling planted in the text."""
-        parts = [p for p in (self.family, self.given, self.middle) if len(p) >= 3]
-        return [*parts, self.patient_id, *birth_spellings(self.birth)]
+        words = [w for p in (self.family, self.given, self.middle) for w in re.split("[- ]", p)]
+        parts = [p for p in (self.family, *words) if len(p) >= 3]
+        return [*dict.fromkeys(parts), self.patient_id, *birth_spellings(self.birth)]
 
 
 def birth_spellings(birth: str) -> tuple[str, ...]:
@@ -130,6 +140,11 @@ def _usable_part(part: str) -> bool:
 
 
 name_parts = st.text(alphabet=LETTERS, min_size=3, max_size=10).filter(_usable_part)
+#: Family names: one part, or two joined by a hyphen or a space (SMITH-JONES, VAN BERG).
+families = st.one_of(
+    name_parts,
+    st.builds("{}{}{}".format, name_parts, st.sampled_from("- "), name_parts),
+)
 middles = st.one_of(st.just(""), st.text(alphabet=LETTERS, min_size=1, max_size=2), name_parts)
 patient_ids = st.from_regex(r"\A[A-Z]{2,3}[0-9]{5,8}\Z")
 birth_dates = st.dates(dt.date(1920, 1, 1), dt.date(1990, 12, 31))
@@ -167,7 +182,7 @@ def free_text(draw: st.DrawFn, family: str, given: str, pid: str, birth: str, li
 
 @st.composite
 def patients(draw: st.DrawFn) -> Patient:
-    family = draw(name_parts)
+    family = draw(families)
     given = draw(name_parts)
     middle = draw(middles)
     pid = draw(patient_ids)

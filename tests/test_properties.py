@@ -6,7 +6,7 @@ import re
 
 from hypothesis import HealthCheck, assume, given, settings
 
-from deid import Deidentifier, Pseudonymizer, RejectReason, ResidualPhiError
+from deid import Deidentifier, Pseudonymizer, ResidualPhiError
 from deid.markers import IMPLEMENTATION_CLASS_UID
 from tests.conftest import KEY, OTHER_KEY
 from tests.factories import roundtrip
@@ -28,8 +28,7 @@ def outcome(engine: Deidentifier, patient: Patient) -> bytes | None:
     """The output bytes, or None when verification rejected the object."""
     try:
         return engine.deidentify_bytes(patient.encoded()).data
-    except ResidualPhiError as exc:
-        assert exc.reason is RejectReason.RESIDUAL_PHI
+    except ResidualPhiError:
         return None
 
 
@@ -63,7 +62,8 @@ def test_same_key_gives_the_same_bytes(patient: Patient) -> None:
 def test_different_keys_share_no_pseudonym(patient: Patient) -> None:
     ours, theirs = outcome(ENGINE, patient), outcome(OTHER, patient)
     assume(ours is not None and theirs is not None)
-    assert ours is not None and theirs is not None
+    assert ours is not None
+    assert theirs is not None
     mine, other = roundtrip(ours), roundtrip(theirs)
     assert mine.PatientID != other.PatientID
     assert str(mine.PatientName) != str(other.PatientName)

@@ -119,7 +119,7 @@ def test_raw_bytes_hit_in_a_private_element(identifiers: Identifiers) -> None:
     ds.add_new(0x00091001, "UN", b"PT MRN7781234")
     ds, data = written(ds)
     offset = data.index(b"MRN7781234")
-    assert find_residual(ds, data, identifiers) == (f"raw bytes @offset {offset}: id",)
+    assert find_residual(ds, data, identifiers) == (f"raw bytes @offset {offset} in (0009,1001): id",)
 
 
 def test_raw_value_followed_by_the_next_tag_of_its_group(identifiers: Identifiers) -> None:
@@ -130,7 +130,7 @@ def test_raw_value_followed_by_the_next_tag_of_its_group(identifiers: Identifier
     ds.add_new(0x00431002, "UN", b"\x01\x02")
     ds, data = written(ds)
     offset = data.index(b"MRN7781234C\x00")
-    assert find_residual(ds, data, identifiers) == (f"raw bytes @offset {offset}: id",)
+    assert find_residual(ds, data, identifiers) == (f"raw bytes @offset {offset} in (0043,1001): id",)
 
 
 def test_raw_search_skips_short_identifiers_and_covers_utf8_and_latin1() -> None:
@@ -147,8 +147,8 @@ def test_raw_search_skips_short_identifiers_and_covers_utf8_and_latin1() -> None
     utf8 = data.index("M\u00dcLLER".encode())
     latin1 = data.index("m\u00fcller".encode("latin-1"))
     assert find_residual(ds, data, both) == (
-        f"raw bytes @offset {utf8}: name_part",
-        f"raw bytes @offset {latin1}: name_part",
+        f"raw bytes @offset {utf8} in (0009,1002): name_part",
+        f"raw bytes @offset {latin1} in (0009,1003): name_part",
     )
 
 
@@ -197,12 +197,12 @@ def test_skipped_categories_are_not_searched(identifiers: Identifiers) -> None:
     assert find_residual(ds, data, identifiers) == (
         "(0008,0020) StudyDate: date",
         "(0008,0080) InstitutionName: institution",
-        f"raw bytes @offset {dated}: date",
-        f"raw bytes @offset {named}: institution",
+        f"raw bytes @offset {dated} in (0008,0020): date",
+        f"raw bytes @offset {named} in (0008,0080): institution",
     )
     assert find_residual(ds, data, identifiers, skip=frozenset({Category.DATE})) == (
         "(0008,0080) InstitutionName: institution",
-        f"raw bytes @offset {named}: institution",
+        f"raw bytes @offset {named} in (0008,0080): institution",
     )
     assert find_residual(ds, data, identifiers, skip={"date", "institution"}) == ()
 
@@ -215,7 +215,7 @@ def test_implicit_vr_and_undecodable_elements(identifiers: Identifiers) -> None:
     ds, data = written(ds)
     assert ds[0x00091001].VR == "UN"  # read back without its VR: only the raw search sees it
     offset = data.index(b"MRN7781234")
-    assert find_residual(ds, data, identifiers) == (f"raw bytes @offset {offset}: id",)
+    assert find_residual(ds, data, identifiers) == (f"raw bytes @offset {offset} in (0009,1001): id",)
     broken = Dataset(
         {Tag(0x00100010): RawDataElement(Tag(0x00100010), "XX", 4, b"abcd", 0, True, True)}
     )
@@ -262,3 +262,27 @@ def test_verify_raises_without_any_value(identifiers: Identifiers) -> None:
     for planted in PLANTED:
         assert planted not in shown
     assert str(error).startswith("RESIDUAL_PHI: 12 hit(s): (0008,0020) StudyDate: date")
+
+
+def test_coded_strings_and_ignored_locations_are_not_searched(identifiers: Identifiers) -> None:
+    """A defined term equal to a name part, and deid's own marker text, are no leak."""
+    ds = output(BodyPartExamined="JOHNATHAN", DeidentificationMethod="JOHNATHAN method")
+    ds, data = written(ds)
+    assert find_residual(ds, data, identifiers, ignore=("(0012,0063)",)) == ()
+    assert find_residual(ds, data, identifiers) == (
+        "(0012,0063) DeidentificationMethod: name_part",
+        f"raw bytes @offset {data.index(b'JOHNATHAN method')} in (0012,0063): name_part",
+    )
+
+
+def test_ignored_item_covers_everything_inside_it(identifiers: Identifiers) -> None:
+    ours = Dataset()
+    ours.Manufacturer = "JOHNATHAN"
+    theirs = Dataset()
+    theirs.Manufacturer = "JOHNATHAN"
+    ds, data = written(output(ContributingEquipmentSequence=[theirs, ours]))
+    hits = find_residual(ds, data, identifiers, ignore=("(0018,A001)[1]",))
+    assert hits == (
+        "(0018,A001)[0]>(0008,0070) Manufacturer: name_part",
+        f"raw bytes @offset {data.index(b'JOHNATHAN')} in (0018,A001)[0]>(0008,0070): name_part",
+    )

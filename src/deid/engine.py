@@ -113,7 +113,7 @@ class Deidentifier:
             apply_plan(ds, plan, self._context(ds, identifiers))
             stage = "mark"
             ts = transfer_syntax(ds)
-            add_markers(ds, self.policy)
+            marked = add_markers(ds, self.policy)
             ds.file_meta = new_file_meta(ds, ts)
             ds.preamble = b"\x00" * 128
             stage = "encode"
@@ -121,7 +121,14 @@ class Deidentifier:
             if self.verify:
                 stage = "verify"
                 checked = _for_verification(identifiers, self.policy)
-                verify(ds, data, checked, skip=_skipped(self.policy), pixel_value=_pixel_value(ds))
+                verify(
+                    ds,
+                    data,
+                    checked,
+                    skip=_skipped(self.policy),
+                    pixel_value=_pixel_value(ds),
+                    ignore=marked,
+                )
             stage = "audit"
             audit = AuditRecord(
                 outcome=Outcome.DEIDENTIFIED,

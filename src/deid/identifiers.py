@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
@@ -223,7 +224,7 @@ class _Collector:
             self.items.append(Identifier(category, text, source))
 
     def walk(self, ds: Dataset, *, in_code_sequence: bool) -> None:
-        for elem in _elements(ds):
+        for elem in _elements(ds, in_code_sequence=in_code_sequence):
             try:
                 self._visit(elem, in_code_sequence=in_code_sequence)
             except Exception:  # malformed values are skipped, never reported with their value
@@ -290,13 +291,37 @@ class _Collector:
             self.add(Category.DATE, text, source)
 
 
-def _elements(ds: Dataset) -> Iterator[DataElement]:
-    """Yield the elements of one level, sorted by tag, skipping those that cannot be read."""
+def element_vr(ds: Dataset, tag: int) -> str:
+    """The VR of an element without decoding its value (dictionary VR for implicit data)."""
+    elem = ds.get_item(tag)
+    vr = elem.VR if elem is not None else None
+    if vr:
+        return str(vr)
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+
+
+_WANTED_VRS = frozenset({"SQ", "PN", "DA", "DT"})
+_WANTED_KEYWORDS = frozenset(_BY_KEYWORD) | _DEVICE_KEYWORDS
+
+
+def _elements(ds: Dataset, *, in_code_sequence: bool = False) -> Iterator[DataElement]:
+    """Yield the elements of one level that can hold an identifier, sorted by tag.
+
+    Only those are decoded (names, dates, sequences and the listed keywords): the rest stay
+    raw bytes. Elements that cannot be read are skipped.
+    """
     try:
         tags = sorted(ds.keys())
     except Exception:
         return
     for tag in tags:
+        keyword = keyword_for_tag(tag)
+        wanted = keyword in _WANTED_KEYWORDS or (in_code_sequence and keyword == "CodeValue")
+        if not wanted and element_vr(ds, tag) not in _WANTED_VRS:
+            continue
         try:
             elem = ds[tag]
         except Exception:  # pydicom raises on malformed values: skip them

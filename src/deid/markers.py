@@ -51,8 +51,23 @@ def longitudinal_value(policy: Policy) -> str:
     return "REMOVED"
 
 
-def add_markers(ds: Dataset, policy: Policy) -> None:
-    """Patient Identity Removed, method text and codes, temporal flag, contributing equipment."""
+#: What :func:`add_markers` and :func:`new_file_meta` write with fixed text: verification
+#: does not search these locations (the Contributing Equipment item is added at its index).
+MARKER_LOCATIONS = (
+    "(0002,0012)",
+    "(0002,0013)",
+    "(0012,0062)",
+    "(0012,0063)",
+    "(0012,0064)",
+    "(0028,0303)",
+)
+
+
+def add_markers(ds: Dataset, policy: Policy) -> tuple[str, ...]:
+    """Patient Identity Removed, method text and codes, temporal flag, contributing equipment.
+
+    Returns the locations written with fixed text (for verification to leave out).
+    """
     ds.PatientIdentityRemoved = "YES"
     previous = ds.get("DeidentificationMethod") or []
     previous = [previous] if isinstance(previous, str) else [str(v) for v in previous]
@@ -77,6 +92,7 @@ def add_markers(ds: Dataset, policy: Policy) -> None:
     contributing = Sequence(list(ds.get("ContributingEquipmentSequence") or []))
     contributing.append(equipment)
     ds.ContributingEquipmentSequence = contributing
+    return (*MARKER_LOCATIONS, f"(0018,A001)[{len(contributing) - 1}]")
 
 
 def transfer_syntax(ds: Dataset) -> UID:

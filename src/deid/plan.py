@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.uid import UID_dictionary
 
 from deid.codes import ActionCode, AttributeType, ProfileOption
+from deid.identifiers import element_vr
 from deid.errors import RejectedError
 from deid.codes import RejectReason
 from deid.policy import Policy
@@ -168,18 +169,6 @@ class Plan:
         head = f"# SOP Class {self.sop_class_uid} ({self.iod or 'IOD unknown'}); policy {self.policy.name}"
         cols = "location\tkeyword\tVR\taction\twhy"
         return [head, cols, *(d.explain() for d in self.decisions)]
-
-
-def element_vr(ds: Dataset, tag: int) -> str:
-    """The VR of an element without decoding its value (dictionary VR for implicit data)."""
-    elem = ds.get_item(tag)
-    vr = elem.VR if elem is not None else None
-    if vr:
-        return str(vr)
-    try:
-        return str(dictionary_VR(tag))
-    except KeyError:
-        return "UN"
 
 
 def is_well_known_uid(value: str) -> bool:

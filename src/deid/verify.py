@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import bisect
 import datetime
+import io
 from collections.abc import Collection, Iterable, Iterator
 from typing import TYPE_CHECKING
 
+from pydicom import dcmread
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
@@ -24,7 +26,7 @@ from pydicom.valuerep import PersonName
 
 from deid.descriptors import RAW, TEXT, WordMatcher, identifier_keys, lower_same_length
 from deid.errors import ResidualPhiError
-from deid.identifiers import Category, Identifier, Identifiers
+from deid.identifiers import Category, Identifier, Identifiers, element_vr
 from deid.tags import format_tag
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ def verify(
     *,
     skip: Collection[Category | str] = frozenset(),
     pixel_value: bytes | None = None,
+    ignore: Collection[str] = (),
 ) -> None:
     """Raise :class:`~deid.errors.ResidualPhiError` when the output holds an identifier.
 
@@ -59,7 +62,9 @@ def verify(
     ResidualPhiError
         With the hits (tag paths, offsets and categories; never values).
     """
-    hits = find_residual(ds, encoded, identifiers, skip=skip, pixel_value=pixel_value)
+    hits = find_residual(
+        ds, encoded, identifiers, skip=skip, pixel_value=pixel_value, ignore=ignore
+    )
     if hits:
         raise ResidualPhiError(hits)
 
@@ -71,6 +76,7 @@ def find_residual(
     *,
     skip: Collection[Category | str] = frozenset(),
     pixel_value: bytes | None = None,
+    ignore: Collection[str] = (),
 ) -> tuple[str, ...]:
     """Find the identifiers of the input in the output.
 
@@ -88,6 +94,13 @@ def find_residual(
     pixel_value
         The pixel data value as written: when ``encoded`` ends with it (or with it and a
         trailer of at most 16 bytes), those bytes are not searched.
+    ignore
+        Locations (``"(0012,0063)"``, ``"(0018,A001)[2]"``: an element or an item and all in
+        it) not searched: what deid itself wrote (its markers), whose text is fixed.
+
+    Coded strings (VR CS: defined terms such as Image Type) are not searched: a patient whose
+    name is a defined term would otherwise reject every image. A raw-byte hit is attributed to
+    the element whose value holds it; hits in ignored or CS elements are dropped.
 
     Returns
     -------
@@ -102,27 +115,81 @@ def find_residual(
     keys = identifier_keys(kept.items)
     dates = [item.value for item in kept.items if item.category is Category.DATE]
     text = WordMatcher(keys, dates, TEXT)
-    hits = sorted(set(_decoded_hits(ds, text)))
+    ignored = tuple(ignore)
+    hits = sorted(set(_decoded_hits(ds, text, ignored)))
     if encoded:
         raw_keys = (key for key in keys if key.ascii and key.length >= _MIN_RAW_LENGTH)
         raw = WordMatcher(raw_keys, dates, RAW)
         needles = _non_ascii_needles(kept.items)
         found = sorted(set(_raw_hits(encoded, pixel_value, raw, needles)))
-        hits.extend(f"raw bytes @offset {offset}: {category}" for offset, category in found)
+        if found:
+            hits.extend(_attribute(encoded, found, ignored))
     return tuple(hits)
+
+
+def _ignored(location: str, ignore: tuple[str, ...]) -> bool:
+    return any(location == p or location.startswith((p + ">", p + "[")) for p in ignore)
+
+
+def _attribute(encoded: bytes, found: list[tuple[int, str]], ignore: tuple[str, ...]) -> list[str]:
+    """Name the element behind each raw hit; drop hits in ignored and CS elements."""
+    spans = _element_spans(encoded)
+    out: list[str] = []
+    for offset, category in found:
+        inside = [s for s in spans if s[0] <= offset < s[1]]
+        if not inside:
+            out.append(f"raw bytes @offset {offset}: {category}")
+            continue
+        start, _, location, vr = max(inside, key=lambda s: s[0])
+        if vr == "CS" or _ignored(location, ignore):
+            continue
+        out.append(f"raw bytes @offset {offset} in {location}: {category}")
+    return sorted(set(out))
+
+
+def _element_spans(encoded: bytes) -> list[tuple[int, int, str, str]]:
+    """(start, end, location, VR) of every element value in ``encoded`` (pixels excluded)."""
+    try:
+        ds = dcmread(io.BytesIO(encoded), stop_before_pixels=True, force=True)
+    except Exception:  # unparseable output: every hit stays a hit
+        return []
+    spans: list[tuple[int, int, str, str]] = []
+    file_meta = getattr(ds, "file_meta", None)
+    if file_meta is not None:
+        _spans(file_meta, 0, "", spans)
+    _spans(ds, 0, "", spans)
+    return spans
+
+
+def _spans(ds: Dataset, base: int, path: str, out: list[tuple[int, int, str, str]]) -> None:
+    for tag in list(ds.keys()):
+        stored = ds.get_item(tag)
+        if not isinstance(stored, RawDataElement) or stored.value is None:
+            continue
+        vr = element_vr(ds, int(tag))
+        start = base + stored.value_tell
+        location = f"{path}{format_tag(int(tag))}"
+        out.append((start, start + len(stored.value), location, vr))
+        if vr == "SQ":
+            try:
+                items = ds[tag].value or ()
+            except Exception:
+                continue
+            for index, item in enumerate(items):
+                _spans(item, start, f"{location}[{index}]>", out)
 
 
 # -- decoded values ------------------------------------------------------------------------
 
 
-def _decoded_hits(ds: Dataset, matcher: WordMatcher) -> Iterator[str]:
+def _decoded_hits(ds: Dataset, matcher: WordMatcher, ignore: tuple[str, ...]) -> Iterator[str]:
     """Search all decoded text values at once, joined by NUL (no match crosses a NUL)."""
     places: list[tuple[str, int]] = []
     texts: list[str] = []
     file_meta = getattr(ds, "file_meta", None)
     if file_meta is not None:
-        _gather(file_meta, "", places, texts)
-    _gather(ds, "", places, texts)
+        _gather(file_meta, "", places, texts, ignore)
+    _gather(ds, "", places, texts, ignore)
     if not texts or not matcher:
         return
     starts: list[int] = []
@@ -137,24 +204,56 @@ def _decoded_hits(ds: Dataset, matcher: WordMatcher) -> Iterator[str]:
         yield f"{path}{format_tag(tag)}{name}: {category.value}"
 
 
-def _gather(ds: Dataset, path: str, places: list[tuple[str, int]], texts: list[str]) -> None:
-    """Append every text value of ``ds`` and its sequences, with where it sits."""
-    for stored in list(ds.values()):
-        elem = _convert(ds, stored.tag) if isinstance(stored, RawDataElement) else stored
-        if elem is None:
+def _gather(
+    ds: Dataset, path: str, places: list[tuple[str, int]], texts: list[str], ignore: tuple[str, ...]
+) -> None:
+    """Append every text value of ``ds`` and its sequences, with where it sits.
+
+    Raw (undecoded) values of single-byte or UTF-8 data sets are read as latin-1 text, which
+    keeps every ASCII identifier findable without pydicom's decoding; others are decoded.
+    """
+    simple = _simple_charset(ds)
+    for base_tag in list(ds.keys()):
+        tag = int(base_tag)
+        location = f"{path}{format_tag(tag)}"
+        if ignore and _ignored(location, ignore):
             continue
-        vr = elem.VR
-        if vr in _NO_TEXT_VRS:
+        vr = element_vr(ds, tag)
+        if vr == "CS":
+            continue
+        if vr in _NO_TEXT_VRS and vr != "SQ":
+            continue
+        stored = ds.get_item(tag)
+        if simple and vr != "SQ" and isinstance(stored, RawDataElement):
+            text = stored.value.decode("latin-1") if stored.value else ""
+        else:
+            elem = _convert(ds, tag)
+            if elem is None:
+                continue
             if vr == "SQ":
-                prefix = f"{path}{format_tag(elem.tag)}"
                 for index, item in enumerate(elem.value or ()):
-                    _gather(item, f"{prefix}[{index}]>", places, texts)
-            continue
-        value = elem.value
-        text = value if type(value) is str else _text(value)
+                    _gather(item, f"{location}[{index}]>", places, texts, ignore)
+                continue
+            value = elem.value
+            text = value if type(value) is str else _text(value)
         if text:
-            places.append((path, elem.tag))
+            places.append((path, tag))
             texts.append(text)
+
+
+_SIMPLE_CHARSETS = frozenset({"", "iso8859", "ISO_IR 6", "ISO 2022 IR 6", "ISO_IR 192"} | {
+    f"ISO_IR {n}" for n in (100, 101, 109, 110, 144, 126, 127, 138, 148, 203, 166, 13)
+})
+
+
+def _simple_charset(ds: Dataset) -> bool:
+    """Whether raw text of ``ds`` can be read byte by byte (no ISO 2022 escapes, no GB)."""
+    try:
+        charset = ds._character_set
+    except Exception:
+        return False
+    values = [charset] if isinstance(charset, str) else list(charset)
+    return all(str(v).strip() in _SIMPLE_CHARSETS for v in values)
 
 
 def _convert(ds: Dataset, tag: int) -> DataElement | None:
