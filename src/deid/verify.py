@@ -164,11 +164,18 @@ def _element_spans(encoded: bytes) -> list[tuple[int, int, str, str]]:
 def _spans(ds: Dataset, base: int, path: str, out: list[tuple[int, int, str, str]]) -> None:
     for tag in list(ds.keys()):
         stored = ds.get_item(tag)
-        if not isinstance(stored, RawDataElement) or stored.value is None:
-            continue
         vr = element_vr(ds, int(tag))
-        start = base + stored.value_tell
         location = f"{path}{format_tag(int(tag))}"
+        if not isinstance(stored, RawDataElement):
+            # A sequence parsed while reading (undefined length): its items' offsets are in
+            # the same frame as this data set's.
+            if vr == "SQ":
+                for index, item in enumerate(stored.value or ()):
+                    _spans(item, base, f"{location}[{index}]>", out)
+            continue
+        if stored.value is None:
+            continue
+        start = base + stored.value_tell
         out.append((start, start + len(stored.value), location, vr))
         if vr == "SQ":
             try:
