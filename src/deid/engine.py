@@ -26,6 +26,7 @@ from deid.actions import ApplyContext, apply_plan
 from deid.audit import AuditRecord
 from deid.codes import Outcome, ProfileOption, RejectReason
 from deid.descriptors import Scrubber
+from deid.encoding import encode
 from deid.errors import DeidError, PolicyError, RejectedError
 from deid.identifiers import Category, Identifiers, collect
 from deid.keys import Pseudonymizer
@@ -233,13 +234,6 @@ def _pixel_value(ds: Dataset) -> bytes | None:
             if isinstance(value, bytes) and len(value) >= 64:
                 return value
     return None
-
-
-def encode(ds: Dataset) -> bytes:
-    """Write ``ds`` as a Part 10 file (its file meta must be set)."""
-    buffer = io.BytesIO()
-    dcmwrite(buffer, ds, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 def read_dataset(data: bytes) -> Dataset:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import io
+
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (
     UID,
@@ -63,11 +70,40 @@ MARKER_LOCATIONS = (
 )
 
 
+_MERGED = ("DeidentificationMethod", "DeidentificationMethodCodeSequence", "ContributingEquipmentSequence")
+
+
 def add_markers(ds: Dataset, policy: Policy) -> tuple[str, ...]:
     """Patient Identity Removed, method text and codes, temporal flag, contributing equipment.
 
-    Returns the locations written with fixed text (for verification to leave out).
+    Returns the locations written with fixed text (for verification to leave out). Where the
+    input has none of the merged attributes (the usual case), the marker elements are copied
+    in as already-encoded elements, built once per policy and encoding.
     """
+    implicit, little = ds.original_encoding
+    if little is not False and not any(keyword in ds for keyword in _MERGED):
+        for raw in _encoded_markers(_policy_key(policy), bool(implicit)):
+            ds[raw.tag] = raw
+        return (*MARKER_LOCATIONS, "(0018,A001)[0]")
+    _fill(ds, policy)
+    return (*MARKER_LOCATIONS, f"(0018,A001)[{len(ds.ContributingEquipmentSequence) - 1}]")
+
+
+def _equipment(policy_name: str) -> Dataset:
+    equipment = Dataset()
+    equipment.Manufacturer = MANUFACTURER
+    equipment.ManufacturerModelName = "deid-dicom"
+    equipment.SoftwareVersions = __version__
+    equipment.PurposeOfReferenceCodeSequence = Sequence([_code_item(DEIDENTIFYING_EQUIPMENT_CODE)])
+    equipment.ContributionDescription = (
+        f"De-identified with deid {__version__}: PS3.15 {__dicom_edition__} Basic Application "
+        f"Confidentiality Profile, policy {policy_name}"
+    )[:1024]
+    return equipment
+
+
+def _fill(ds: Dataset, policy: Policy) -> None:
+    """Set (or merge into) the marker attributes as ordinary elements."""
     ds.PatientIdentityRemoved = "YES"
     previous = ds.get("DeidentificationMethod") or []
     previous = [previous] if isinstance(previous, str) else [str(v) for v in previous]
@@ -80,19 +116,25 @@ def add_markers(ds: Dataset, policy: Policy) -> tuple[str, ...]:
             codes.append(_code_item(value))
     ds.DeidentificationMethodCodeSequence = codes
     ds.LongitudinalTemporalInformationModified = longitudinal_value(policy)
-    equipment = Dataset()
-    equipment.Manufacturer = MANUFACTURER
-    equipment.ManufacturerModelName = "deid-dicom"
-    equipment.SoftwareVersions = __version__
-    equipment.PurposeOfReferenceCodeSequence = Sequence([_code_item(DEIDENTIFYING_EQUIPMENT_CODE)])
-    equipment.ContributionDescription = (
-        f"De-identified with deid {__version__}: PS3.15 {__dicom_edition__} Basic Application "
-        f"Confidentiality Profile, policy {policy.name}"
-    )[:1024]
     contributing = Sequence(list(ds.get("ContributingEquipmentSequence") or []))
-    contributing.append(equipment)
+    contributing.append(_equipment(policy.name))
     ds.ContributingEquipmentSequence = contributing
-    return (*MARKER_LOCATIONS, f"(0018,A001)[{len(contributing) - 1}]")
+
+
+def _policy_key(policy: Policy) -> tuple[str, tuple[ProfileOption, ...]]:
+    return policy.name, tuple(options_of(policy))
+
+
+@functools.lru_cache(maxsize=64)
+def _encoded_markers(key: tuple[str, tuple[ProfileOption, ...]], implicit: bool) -> tuple[RawDataElement, ...]:
+    """The marker elements of a policy, encoded once (little endian) and read back raw."""
+    template = Dataset()
+    _fill(template, Policy(options=frozenset(key[1]), name=key[0]))
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, implicit
+    write_dataset(buffer, template)
+    parsed = read_dataset(io.BytesIO(buffer.getvalue()), implicit, True)
+    return tuple(parsed.get_item(tag) for tag in parsed.keys())
 
 
 def transfer_syntax(ds: Dataset) -> UID:
