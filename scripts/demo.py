@@ -65,7 +65,9 @@ def _sample(index: int, sop_class: str, modality: str) -> Dataset:
 
 
 def _show(before: Dataset, after: Dataset) -> None:
-    keywords = sorted({e.keyword for e in before if e.keyword} | {e.keyword for e in after if e.keyword})
+    keywords = sorted(
+        {e.keyword for e in before if e.keyword} | {e.keyword for e in after if e.keyword}
+    )
     print(f"{'attribute':32} {'before':40} after")
     for keyword in keywords:
         if keyword == "PixelData":
@@ -90,14 +92,20 @@ def main(out: Path) -> int:
     inputs = out / "input"
     outputs = out / "output"
     inputs.mkdir(parents=True, exist_ok=True)
-    samples = [_sample(1, CTImageStorage, "CT"), _sample(2, CTImageStorage, "CT"), _sample(3, MRImageStorage, "MR")]
+    samples = [
+        _sample(1, CTImageStorage, "CT"),
+        _sample(2, CTImageStorage, "CT"),
+        _sample(3, MRImageStorage, "MR"),
+    ]
     for n, ds in enumerate(samples, start=1):
         ds.save_as(inputs / f"sample{n}.dcm", enforce_file_format=True)
     key = out / "demo.key"
     if not key.exists():
         write_key_file(key)
     print(f"de-identifying {len(samples)} sample files with the default policy (upload)\n")
-    code = deid_main(["run", str(inputs), str(outputs), "--policy", "upload", "--key-file", str(key)])
+    code = deid_main(
+        ["run", str(inputs), str(outputs), "--policy", "upload", "--key-file", str(key)]
+    )
     records = [json.loads(line) for line in (outputs / "audit.jsonl").read_text().splitlines()]
     first = next(r for r in records if r["output"])
     before = dcmread(inputs / first["input"])

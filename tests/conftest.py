@@ -14,7 +14,9 @@ KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
 
 #: The shared corpus of real public files (../shared/corpus beside the clone), or $DEID_CORPUS.
-CORPUS = Path(os.environ.get("DEID_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
+CORPUS = Path(
+    os.environ.get("DEID_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus")
+)
 
 
 @pytest.fixture(scope="session", autouse=True)

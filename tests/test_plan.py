@@ -38,7 +38,9 @@ def test_file_meta_is_replaced_and_its_instance_uid_remapped() -> None:
     assert meta[0x00020016].action is ActionCode.X  # Source AE title never carried over
     assert meta[0x00020010].action is ActionCode.X
     retained = build_plan(make_dataset(), Policy(options=frozenset({ProfileOption.RETAIN_UIDS})))
-    assert {d.tag: d for d in retained.decisions if d.in_file_meta}[0x00020003].action is ActionCode.K
+    assert {d.tag: d for d in retained.decisions if d.in_file_meta}[
+        0x00020003
+    ].action is ActionCode.K
 
 
 @pytest.mark.parametrize(
@@ -102,7 +104,9 @@ def test_three_levels_deep_names_uids_and_dates() -> None:
     assert action(plan, 0x0040A121, path3) == "D"
     # Content Sequence is D in the Basic Profile: free text inside it is dummied too
     decision = plan.find(0x0040A160, path3)
-    assert decision is not None and decision.action is ActionCode.D and decision.rule is Rule.CONTEXT
+    assert (
+        decision is not None and decision.action is ActionCode.D and decision.rule is Rule.CONTEXT
+    )
 
 
 def test_unlisted_person_name_is_emptied_anywhere() -> None:
@@ -136,8 +140,11 @@ def test_unlisted_dates_by_vr_under_each_dates_option() -> None:
 
 def test_device_dates_follow_the_date_shift_when_both_options_apply() -> None:
     ds = make_dataset(DateOfLastCalibration="20230101")
-    both = Policy(options=frozenset({ProfileOption.RETAIN_DEVICE_IDENTITY,
-                                     ProfileOption.RETAIN_LONG_MODIFIED_DATES}))
+    both = Policy(
+        options=frozenset(
+            {ProfileOption.RETAIN_DEVICE_IDENTITY, ProfileOption.RETAIN_LONG_MODIFIED_DATES}
+        )
+    )
     decision = build_plan(ds, both).find(0x00181200)
     assert decision is not None and decision.action is ActionCode.C
     assert decision.option is ProfileOption.RETAIN_LONG_MODIFIED_DATES
@@ -146,9 +153,11 @@ def test_device_dates_follow_the_date_shift_when_both_options_apply() -> None:
 
 
 def test_well_known_uids_are_never_remapped() -> None:
-    ds = make_dataset(ReferencedImageSequence=sequence_of(
-        item(ReferencedSOPClassUID=CTImageStorage, ReferencedSOPInstanceUID="1.2.826.0.1.77")
-    ))
+    ds = make_dataset(
+        ReferencedImageSequence=sequence_of(
+            item(ReferencedSOPClassUID=CTImageStorage, ReferencedSOPInstanceUID="1.2.826.0.1.77")
+        )
+    )
     ds.add_new(0x0008010C, "UI", "2.16.840.1.113883.6.96")  # Coding Scheme UID: unlisted
     plan = build_plan(ds, BASIC)
     assert action(plan, 0x00080016) == "K"
@@ -156,16 +165,26 @@ def test_well_known_uids_are_never_remapped() -> None:
     assert decision is not None and decision.rule is Rule.WELL_KNOWN_UID
 
 
-def _private(ds: Dataset, group: int, block: int, creator: str, elements: dict[int, tuple[str, object]]) -> None:
+def _private(
+    ds: Dataset, group: int, block: int, creator: str, elements: dict[int, tuple[str, object]]
+) -> None:
     ds.add_new((group << 16) | block, "LO", creator)
     for low, (vr, value) in elements.items():
         ds.add_new((group << 16) | (block << 8) | low, vr, value)
 
 
 @pytest.mark.parametrize("block", [0x10, 0x11, 0x4F], ids=lambda b: f"block-{b:02X}")
-def test_safe_private_kept_by_group_creator_and_low_byte_wherever_the_block_sits(block: int) -> None:
+def test_safe_private_kept_by_group_creator_and_low_byte_wherever_the_block_sits(
+    block: int,
+) -> None:
     ds = make_dataset()
-    _private(ds, 0x7053, block, "Philips PET Private Group", {0x00: ("DS", "1.5"), 0x77: ("LO", "secret")})
+    _private(
+        ds,
+        0x7053,
+        block,
+        "Philips PET Private Group",
+        {0x00: ("DS", "1.5"), 0x77: ("LO", "secret")},
+    )
     _private(ds, 0x0029, 0x10, "UNKNOWN VENDOR", {0x01: ("LO", "secret")})
     plan = build_plan(ds, SAFE_PRIVATE)
     assert action(plan, (0x7053 << 16) | block) == "K"  # its creator, since one element stays
@@ -189,8 +208,12 @@ def test_private_creator_text_must_match_exactly() -> None:
 def test_private_data_element_characteristics_mark_blocks_safe() -> None:
     ds = make_dataset()
     _private(ds, 0x0019, 0x10, "ACME 1", {0x01: ("LO", "a"), 0x02: ("LO", "b"), 0x03: ("LO", "c")})
-    safe = item(PrivateGroupReference=0x0019, PrivateCreatorReference="ACME 1",
-                BlockIdentifyingInformationStatus="MIXED", NonidentifyingPrivateElements=[0x01])
+    safe = item(
+        PrivateGroupReference=0x0019,
+        PrivateCreatorReference="ACME 1",
+        BlockIdentifyingInformationStatus="MIXED",
+        NonidentifyingPrivateElements=[0x01],
+    )
     action_item = item(IdentifyingPrivateElements=[0x02], DeidentificationAction="Z")
     safe.DeidentificationActionSequence = sequence_of(action_item)
     ds.PrivateDataElementCharacteristicsSequence = sequence_of(safe)
@@ -228,9 +251,13 @@ def test_overlay_group_goes_with_its_data_and_curves_go() -> None:
 def test_clean_structured_content_applies_table_e341() -> None:
     sr = make_dataset(sop_class="1.2.840.10008.5.1.4.1.1.88.33")
     concept = item(CodeValue="121022", CodingSchemeDesignator="DCM", CodeMeaning="Accession Number")
-    accession = item(ValueType="TEXT", TextValue="ACC1", ConceptNameCodeSequence=sequence_of(concept))
+    accession = item(
+        ValueType="TEXT", TextValue="ACC1", ConceptNameCodeSequence=sequence_of(concept)
+    )
     comment_name = item(CodeValue="121106", CodingSchemeDesignator="DCM", CodeMeaning="Comment")
-    comment = item(ValueType="TEXT", TextValue="seen by DOE", ConceptNameCodeSequence=sequence_of(comment_name))
+    comment = item(
+        ValueType="TEXT", TextValue="seen by DOE", ConceptNameCodeSequence=sequence_of(comment_name)
+    )
     other_name = item(CodeValue="999", CodingSchemeDesignator="99LOCAL", CodeMeaning="Local")
     other = item(ValueType="TEXT", TextValue="x", ConceptNameCodeSequence=sequence_of(other_name))
     sr.ContentSequence = sequence_of(accession, comment, other)
@@ -258,7 +285,9 @@ def test_clean_descriptors_drops_local_codes_and_scrubs_meanings() -> None:
 
 def test_overrides_and_keep_lists_win_everywhere() -> None:
     policy = Policy(overrides={"StudyDescription": "K", "(0008,0060)": "X"})
-    ds = make_dataset(StudyDescription="CHEST", AnatomicRegionSequence=sequence_of(item(Modality="CT")))
+    ds = make_dataset(
+        StudyDescription="CHEST", AnatomicRegionSequence=sequence_of(item(Modality="CT"))
+    )
     plan = build_plan(ds, policy)
     assert action(plan, 0x00081030) == "K"
     assert action(plan, 0x00080060) == "X"
@@ -267,9 +296,13 @@ def test_overrides_and_keep_lists_win_everywhere() -> None:
 
 
 def test_patient_age_is_derived_with_retain_patient_characteristics() -> None:
-    plan = build_plan(make_dataset(), Policy(options=frozenset({ProfileOption.RETAIN_PATIENT_CHARACTERISTICS})))
+    plan = build_plan(
+        make_dataset(), Policy(options=frozenset({ProfileOption.RETAIN_PATIENT_CHARACTERISTICS}))
+    )
     decision = plan.find(0x00101010)
-    assert decision is not None and decision.rule is Rule.DERIVED and decision.action is ActionCode.D
+    assert (
+        decision is not None and decision.rule is Rule.DERIVED and decision.action is ActionCode.D
+    )
     assert plan.derived_age
     assert build_plan(make_dataset(), BASIC).find(0x00101010) is None
 
@@ -282,7 +315,11 @@ def test_group_lengths_command_and_group_0004_elements_are_removed() -> None:
     plan = build_plan(ds, BASIC)
     for tag in (0x00080000, 0x00000002, 0x00041500):
         decision = plan.find(tag)
-        assert decision is not None and decision.action is ActionCode.X and decision.rule is Rule.STRUCTURE
+        assert (
+            decision is not None
+            and decision.action is ActionCode.X
+            and decision.rule is Rule.STRUCTURE
+        )
 
 
 def test_plan_is_immutable_and_explains_without_values() -> None:
@@ -291,8 +328,16 @@ def test_plan_is_immutable_and_explains_without_values() -> None:
     with pytest.raises(AttributeError):
         plan.decisions[0].action = ActionCode.K  # type: ignore[misc]
     text = "\n".join(plan.explain_lines())
-    for value in ("DOE", "JOHNATHAN", "MRN7781234", "19610415", "20230912", "ACC99812", "ELSEWHERE",
-                  "1.2.826.0.1.3680043.8.498.1001"):
+    for value in (
+        "DOE",
+        "JOHNATHAN",
+        "MRN7781234",
+        "19610415",
+        "20230912",
+        "ACC99812",
+        "ELSEWHERE",
+        "1.2.826.0.1.3680043.8.498.1001",
+    ):
         assert value not in text
     assert "(0010,0010)\tPatientName\tPN\tZ*" in text
     assert plan.counts()["U"] == 5

@@ -33,7 +33,9 @@ def _csv(name: str) -> list[dict[str, str]]:
 
 
 ROWS = _csv("ps3.15-table-e1-1.csv")
-SINGLE = [r for r in ROWS if r["tag"].startswith("(") and "x" not in r["tag"] and "g" not in r["tag"]]
+SINGLE = [
+    r for r in ROWS if r["tag"].startswith("(") and "x" not in r["tag"] and "g" not in r["tag"]
+]
 _TYPES: dict[tuple[int, ...], int] = {}
 for _row in _csv("iod-attribute-types.csv.gz"):
     if _row["sop_class_uid"] == CTImageStorage:
@@ -64,12 +66,39 @@ def guess_vr(tag: int, name: str) -> str:
 
 
 VALUES: dict[str, object] = {
-    "AE": "STATION1", "AS": "045Y", "CS": "VALUE", "DA": "20200101", "DS": "1.5",
-    "DT": "20200101120000", "IS": "7", "LO": "some text", "LT": "long text", "PN": "ROE^RICHARD",
-    "SH": "SHORT", "ST": "short text", "TM": "120000", "UC": "unlimited", "UI": "1.2.3.4.5.6.7.8.9",
-    "UR": "http://example.invalid/a", "UT": "unlimited text", "OB": b"\x01\x02", "OW": b"\x01\x02",
-    "UN": b"\x01\x02", "OD": b"\x00" * 8, "OF": b"\x00" * 4, "OL": b"\x00" * 4, "OV": b"\x00" * 8,
-    "US": 1, "SS": 1, "UL": 1, "SL": 1, "SV": 1, "UV": 1, "FL": 1.0, "FD": 1.0, "AT": 0x00100010,
+    "AE": "STATION1",
+    "AS": "045Y",
+    "CS": "VALUE",
+    "DA": "20200101",
+    "DS": "1.5",
+    "DT": "20200101120000",
+    "IS": "7",
+    "LO": "some text",
+    "LT": "long text",
+    "PN": "ROE^RICHARD",
+    "SH": "SHORT",
+    "ST": "short text",
+    "TM": "120000",
+    "UC": "unlimited",
+    "UI": "1.2.3.4.5.6.7.8.9",
+    "UR": "http://example.invalid/a",
+    "UT": "unlimited text",
+    "OB": b"\x01\x02",
+    "OW": b"\x01\x02",
+    "UN": b"\x01\x02",
+    "OD": b"\x00" * 8,
+    "OF": b"\x00" * 4,
+    "OL": b"\x00" * 4,
+    "OV": b"\x00" * 8,
+    "US": 1,
+    "SS": 1,
+    "UL": 1,
+    "SL": 1,
+    "SV": 1,
+    "UV": 1,
+    "FL": 1.0,
+    "FD": 1.0,
+    "AT": 0x00100010,
 }
 
 
@@ -88,8 +117,11 @@ def resolve(code: str, path: tuple[int, ...]) -> str:
     if strict is None:
         return "X"
     table = {
-        "Z/D": ("D", "Z", "Z"), "X/Z": ("D", "Z", "X"), "X/D": ("D", "Z", "X"),
-        "X/Z/D": ("D", "Z", "X"), "X/Z/U*": ("U", "Z", "X"),
+        "Z/D": ("D", "Z", "Z"),
+        "X/Z": ("D", "Z", "X"),
+        "X/D": ("D", "Z", "X"),
+        "X/Z/D": ("D", "Z", "X"),
+        "X/Z/U*": ("U", "Z", "X"),
     }[code]
     return table[3 - strict]
 
@@ -117,8 +149,18 @@ def expected(row: dict[str, str], options: set[str], path: tuple[int, ...], vr: 
 
 def plan_for(tag: int, vr: str, options: set[str], nested: bool) -> ActionCode | None:
     ds = make_dataset()
-    for keyword in ("PatientName", "PatientID", "StudyDate", "InstitutionName", "AccessionNumber",
-                    "PatientBirthDate", "StudyID", "StudyTime", "PatientSex", "FrameOfReferenceUID"):
+    for keyword in (
+        "PatientName",
+        "PatientID",
+        "StudyDate",
+        "InstitutionName",
+        "AccessionNumber",
+        "PatientBirthDate",
+        "StudyID",
+        "StudyTime",
+        "PatientSex",
+        "FrameOfReferenceUID",
+    ):
         del ds[keyword]
     target = Dataset()
     target.add_new(tag, vr, value_for(vr))

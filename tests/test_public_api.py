@@ -20,11 +20,31 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 def test_all_is_sorted_and_exact() -> None:
     assert deid.__all__ == sorted(deid.__all__)
     assert deid.__all__ == [
-        "ActionCode", "AttributeType", "AuditRecord", "Decision", "DeidError", "DeidResult",
-        "Deidentifier", "MissingDependencyError", "Outcome", "PixelError", "Plan", "Policy",
-        "PolicyError", "ProfileOption", "Pseudonymizer", "RejectReason", "RejectedError",
-        "ResidualPhiError", "Rule", "__dicom_edition__", "__version__", "build_plan",
-        "load_policy", "named_policies", "write_key_file",
+        "ActionCode",
+        "AttributeType",
+        "AuditRecord",
+        "Decision",
+        "DeidError",
+        "DeidResult",
+        "Deidentifier",
+        "MissingDependencyError",
+        "Outcome",
+        "PixelError",
+        "Plan",
+        "Policy",
+        "PolicyError",
+        "ProfileOption",
+        "Pseudonymizer",
+        "RejectReason",
+        "RejectedError",
+        "ResidualPhiError",
+        "Rule",
+        "__dicom_edition__",
+        "__version__",
+        "build_plan",
+        "load_policy",
+        "named_policies",
+        "write_key_file",
     ]
     for name in deid.__all__:
         assert hasattr(deid, name), name

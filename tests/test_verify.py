@@ -119,7 +119,9 @@ def test_raw_bytes_hit_in_a_private_element(identifiers: Identifiers) -> None:
     ds.add_new(0x00091001, "UN", b"PT MRN7781234")
     ds, data = written(ds)
     offset = data.index(b"MRN7781234")
-    assert find_residual(ds, data, identifiers) == (f"raw bytes @offset {offset} in (0009,1001): id",)
+    assert find_residual(ds, data, identifiers) == (
+        f"raw bytes @offset {offset} in (0009,1001): id",
+    )
 
 
 def test_raw_value_followed_by_the_next_tag_of_its_group(identifiers: Identifiers) -> None:
@@ -130,7 +132,9 @@ def test_raw_value_followed_by_the_next_tag_of_its_group(identifiers: Identifier
     ds.add_new(0x00431002, "UN", b"\x01\x02")
     ds, data = written(ds)
     offset = data.index(b"MRN7781234C\x00")
-    assert find_residual(ds, data, identifiers) == (f"raw bytes @offset {offset} in (0043,1001): id",)
+    assert find_residual(ds, data, identifiers) == (
+        f"raw bytes @offset {offset} in (0043,1001): id",
+    )
 
 
 def test_raw_search_skips_short_identifiers_and_covers_utf8_and_latin1() -> None:
@@ -215,7 +219,9 @@ def test_implicit_vr_and_undecodable_elements(identifiers: Identifiers) -> None:
     ds, data = written(ds)
     assert ds[0x00091001].VR == "UN"  # read back without its VR: only the raw search sees it
     offset = data.index(b"MRN7781234")
-    assert find_residual(ds, data, identifiers) == (f"raw bytes @offset {offset} in (0009,1001): id",)
+    assert find_residual(ds, data, identifiers) == (
+        f"raw bytes @offset {offset} in (0009,1001): id",
+    )
     broken = Dataset(
         {Tag(0x00100010): RawDataElement(Tag(0x00100010), "XX", 4, b"abcd", 0, True, True)}
     )

@@ -18,7 +18,7 @@ import logging
 from deid._version import __dicom_edition__, __version__
 from deid.audit import AuditRecord
 from deid.codes import ActionCode, AttributeType, Outcome, ProfileOption, RejectReason
-from deid.engine import DeidResult, Deidentifier
+from deid.engine import Deidentifier, DeidResult
 from deid.errors import (
     DeidError,
     MissingDependencyError,

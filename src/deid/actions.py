@@ -55,7 +55,17 @@ _DUMMY_BY_VR: dict[str, object] = {
     "UN": b"\x00\x00",
 }
 #: Maximum value lengths (characters) of the string VRs with a limit (PS3.5 Table 6.2-1).
-MAX_LENGTH = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "ST": 1024, "LT": 10240, "PN": 64, "UC": 0, "UT": 0}
+MAX_LENGTH = {
+    "AE": 16,
+    "CS": 16,
+    "SH": 16,
+    "LO": 64,
+    "ST": 1024,
+    "LT": 10240,
+    "PN": 64,
+    "UC": 0,
+    "UT": 0,
+}
 
 _DA = re.compile(r"^(\d{4})(?:[.]?(\d{2})(?:[.]?(\d{2}))?)?$")
 _DT = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(.*?)([+-]\d{4})?$")
@@ -102,7 +112,9 @@ def apply_plan(ds: Dataset, plan: Plan, ctx: ApplyContext) -> None:
             continue
         _apply_one(container, decision, ctx)
     # Remove items deepest first and from the end, so earlier indices stay valid.
-    for parent, seq_tag, index in sorted(removed_items, key=lambda r: (len(r[0]), r[2]), reverse=True):
+    for parent, seq_tag, index in sorted(
+        removed_items, key=lambda r: (len(r[0]), r[2]), reverse=True
+    ):
         container = _container(ds, parent, containers)
         if container is not None and seq_tag in container:
             sequence = container[seq_tag].value
@@ -110,7 +122,9 @@ def apply_plan(ds: Dataset, plan: Plan, ctx: ApplyContext) -> None:
                 del sequence[index]
 
 
-def _container(ds: Dataset, path: tuple[Step, ...], cache: dict[tuple[Step, ...], Dataset | None]) -> Dataset | None:
+def _container(
+    ds: Dataset, path: tuple[Step, ...], cache: dict[tuple[Step, ...], Dataset | None]
+) -> Dataset | None:
     if path in cache:
         return cache[path]
     parent = _container(ds, path[:-1], cache)
@@ -187,7 +201,9 @@ def _dummy(decision: Decision, value: object, ctx: ApplyContext) -> object:
     if decision.rule is Rule.DERIVED and decision.keyword == "PatientAge":
         return patient_age(ctx.birth_date, ctx.reference_date)
     if decision.vr == "UI":
-        return _map_values(value, lambda v: _remap_uid(v, ctx)) or ctx.pseudonymizer.uid(f"dummy:{decision.location}")
+        return _map_values(value, lambda v: _remap_uid(v, ctx)) or ctx.pseudonymizer.uid(
+            f"dummy:{decision.location}"
+        )
     return _DUMMY_BY_VR.get(decision.vr, DUMMY_TEXT)
 
 

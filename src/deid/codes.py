@@ -126,3 +126,23 @@ class Outcome(str, Enum):
     DEIDENTIFIED = "deidentified"
     REJECTED = "rejected"
     FAILED = "failed"
+
+
+class Rule(str, Enum):
+    """Where a :class:`deid.Decision` comes from."""
+
+    TABLE = "E.1-1"
+    OPTION = "E.1-1 option"
+    STRUCTURED = "E.3.4-1"
+    SAFE_PRIVATE = "E.3.10-1"
+    PRIVATE_CHARACTERISTICS = "private characteristics"
+    PRIVATE = "private"
+    OVERRIDE = "override"
+    PERSON_NAME = "VR PN"
+    DATE_VR = "date VR"
+    UID_VR = "UID VR"
+    WELL_KNOWN_UID = "well-known UID"
+    CONTEXT = "context"
+    STRUCTURE = "structure"
+    DERIVED = "derived"
+    UNLISTED = "unlisted"

@@ -19,6 +19,8 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite, write_data_element, write_file_meta_info
 from pydicom.uid import UID, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
+from deid.tags import stored
+
 #: Explicit VRs with a 4-byte length field (PS3.5 Table 7.1-1).
 LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
 _UNDEFINED = 0xFFFFFFFF
@@ -49,7 +51,7 @@ def _elements(ds: Dataset, implicit: bool) -> list[Any]:
     for tag in sorted(ds.keys()):
         if tag.element == 0 and tag.group > 6:
             continue  # retired group lengths are not written (PS3.5 7.2)
-        elem = ds.get_item(tag)
+        elem = stored(ds, tag)
         if isinstance(elem, RawDataElement) and bool(elem.is_implicit_VR) == implicit:
             header = raw_header(elem, implicit) if elem.is_little_endian else None
             if header is not None:

@@ -18,7 +18,6 @@ from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.filewriter import dcmwrite
 from pydicom.sequence import Sequence
 from pydicom.uid import MediaStorageDirectoryStorage
 
@@ -33,6 +32,7 @@ from deid.keys import Pseudonymizer
 from deid.markers import add_markers, new_file_meta, transfer_syntax
 from deid.plan import Plan, build_plan
 from deid.policy import Policy, load_policy
+from deid.tags import stored
 from deid.verify import verify
 
 logger = logging.getLogger("deid")
@@ -64,8 +64,13 @@ class Deidentifier:
         Search every output for the input's identifiers before releasing it (default True).
     """
 
-    def __init__(self, policy: Policy | str | Path = "upload", key: Pseudonymizer | bytes | None = None,
-                 *, verify: bool = True) -> None:
+    def __init__(
+        self,
+        policy: Policy | str | Path = "upload",
+        key: Pseudonymizer | bytes | None = None,
+        *,
+        verify: bool = True,
+    ) -> None:
         self.policy = load_policy(policy)
         if key is None:
             raise PolicyError("a key is required (Pseudonymizer or 32 bytes)", source="<key>")
@@ -90,12 +95,16 @@ class Deidentifier:
         """De-identify an encoded DICOM object (Part 10 file, or a bare data set)."""
         return self._run(read_dataset(data))
 
-    def deidentify_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> DeidResult:
+    def deidentify_file(
+        self, src: str | os.PathLike[str], dst: str | os.PathLike[str]
+    ) -> DeidResult:
         """Read ``src``, write the result to ``dst`` atomically; nothing is written on rejection."""
         try:
             data = Path(src).read_bytes()
         except OSError as exc:
-            raise RejectedError(RejectReason.NOT_DICOM, f"cannot read input ({type(exc).__name__})") from None
+            raise RejectedError(
+                RejectReason.NOT_DICOM, f"cannot read input ({type(exc).__name__})"
+            ) from None
         result = self.deidentify_bytes(data)
         write_atomic(Path(dst), result.data)
         return result
@@ -186,7 +195,9 @@ def _guard(stage: str, func):  # type: ignore[no-untyped-def]
         raise
     except Exception as exc:
         logger.debug("stage %s failed: %s", stage, type(exc).__name__)
-        raise RejectedError(RejectReason.INVALID_DATASET, f"{stage} failed ({type(exc).__name__})") from None
+        raise RejectedError(
+            RejectReason.INVALID_DATASET, f"{stage} failed ({type(exc).__name__})"
+        ) from None
 
 
 def _gate(ds: Dataset) -> None:
@@ -195,17 +206,25 @@ def _gate(ds: Dataset) -> None:
         sop_class = str(ds.get("SOPClassUID", "") or "").strip()
         sop_instance = str(ds.get("SOPInstanceUID", "") or "").strip()
     except Exception:
-        raise RejectedError(RejectReason.INVALID_DATASET, "SOP Class or Instance UID unreadable") from None
+        raise RejectedError(
+            RejectReason.INVALID_DATASET, "SOP Class or Instance UID unreadable"
+        ) from None
     meta = getattr(ds, "file_meta", None)
     meta_class = str(meta.get("MediaStorageSOPClassUID", "") or "") if meta is not None else ""
     if MediaStorageDirectoryStorage in (sop_class, meta_class.strip()):
-        raise RejectedError(RejectReason.UNSUPPORTED_SOP_CLASS,
-                            "DICOMDIR: its file references would not match de-identified outputs")
+        raise RejectedError(
+            RejectReason.UNSUPPORTED_SOP_CLASS,
+            "DICOMDIR: its file references would not match de-identified outputs",
+        )
     if not sop_class or not sop_instance:
-        raise RejectedError(RejectReason.MISSING_UID, "SOP Class UID and SOP Instance UID are required")
+        raise RejectedError(
+            RejectReason.MISSING_UID, "SOP Class UID and SOP Instance UID are required"
+        )
     if not transfer_syntax(ds).is_transfer_syntax:
-        raise RejectedError(RejectReason.UNSUPPORTED_TRANSFER_SYNTAX,
-                            "transfer syntax unknown to the DICOM library: cannot be written")
+        raise RejectedError(
+            RejectReason.UNSUPPORTED_TRANSFER_SYNTAX,
+            "transfer syntax unknown to the DICOM library: cannot be written",
+        )
 
 
 def _for_verification(identifiers: Identifiers, policy: Policy) -> Identifiers:
@@ -220,7 +239,10 @@ def _for_verification(identifiers: Identifiers, policy: Policy) -> Identifiers:
 
 def _skipped(policy: Policy) -> frozenset[Category]:
     skip: set[Category] = set()
-    if policy.options & {ProfileOption.RETAIN_LONG_FULL_DATES, ProfileOption.RETAIN_LONG_MODIFIED_DATES}:
+    if policy.options & {
+        ProfileOption.RETAIN_LONG_FULL_DATES,
+        ProfileOption.RETAIN_LONG_MODIFIED_DATES,
+    }:
         skip.add(Category.DATE)
     if ProfileOption.RETAIN_INSTITUTION_IDENTITY in policy.options:
         skip.update({Category.INSTITUTION, Category.ADDRESS})
@@ -250,7 +272,9 @@ def read_dataset(data: bytes) -> Dataset:
     except (EOFError, struct.error, OverflowError, MemoryError):
         raise RejectedError(RejectReason.TRUNCATED, "ends inside an element") from None
     except Exception as exc:
-        raise RejectedError(RejectReason.INVALID_DATASET, f"unreadable ({type(exc).__name__})") from None
+        raise RejectedError(
+            RejectReason.INVALID_DATASET, f"unreadable ({type(exc).__name__})"
+        ) from None
     _check_complete(ds, raw)
     return ds
 
@@ -259,9 +283,13 @@ def _read_forced(raw: bytes) -> Dataset:
     try:
         ds = dcmread(io.BytesIO(raw), force=True)
     except (EOFError, struct.error):
-        raise RejectedError(RejectReason.NOT_DICOM, "no DICOM preamble and not a readable data set") from None
+        raise RejectedError(
+            RejectReason.NOT_DICOM, "no DICOM preamble and not a readable data set"
+        ) from None
     except Exception:
-        raise RejectedError(RejectReason.NOT_DICOM, "no DICOM preamble and not a readable data set") from None
+        raise RejectedError(
+            RejectReason.NOT_DICOM, "no DICOM preamble and not a readable data set"
+        ) from None
     try:
         ok = "SOPClassUID" in ds and len(ds) > 2
     except Exception:
@@ -283,23 +311,27 @@ def _check_complete(ds: Dataset, data: bytes) -> None:
         reason = RejectReason.TRUNCATED if meta else RejectReason.NOT_DICOM
         raise RejectedError(reason, "no data set elements")
     for tag in keys:
-        elem = ds.get_item(tag)
+        elem = stored(ds, tag)
         if (
             isinstance(elem, RawDataElement)
             and elem.length != _UNDEFINED
             and elem.value is not None
             and len(elem.value) < elem.length
         ):
-            raise RejectedError(RejectReason.TRUNCATED, f"element {_fmt(tag)} is shorter than its length")
+            raise RejectedError(
+                RejectReason.TRUNCATED, f"element {_fmt(tag)} is shorter than its length"
+            )
     meta = getattr(ds, "file_meta", None)
     if meta is not None and str(meta.get("TransferSyntaxUID", "")) == _DEFLATED:
         return  # offsets are those of the inflated stream
-    last = ds.get_item(keys[-1])
+    last = stored(ds, keys[-1])
     if not isinstance(last, RawDataElement) or last.value is None:
         return
     end = last.value_tell + len(last.value) + (8 if last.length == _UNDEFINED else 0)
     if end != len(data):
-        raise RejectedError(RejectReason.TRUNCATED, "the data set does not end with a complete element")
+        raise RejectedError(
+            RejectReason.TRUNCATED, "the data set does not end with a complete element"
+        )
 
 
 def _fmt(tag: int) -> str:
@@ -310,7 +342,7 @@ def _clone(ds: Dataset) -> Dataset:
     """A structural copy: new data sets and sequences, shared immutable values (no pixel copy)."""
     new = Dataset()
     for tag in ds.keys():
-        item = ds.get_item(tag)
+        item = stored(ds, tag)
         if isinstance(item, RawDataElement):
             new[tag] = item
             continue
@@ -319,7 +351,9 @@ def _clone(ds: Dataset) -> Dataset:
             copy = type(elem)(elem.tag, "SQ", Sequence([_clone(i) for i in (elem.value or [])]))
             new[tag] = copy
         else:
-            new[tag] = type(elem)(elem.tag, elem.VR, elem.value, is_undefined_length=elem.is_undefined_length)
+            new[tag] = type(elem)(
+                elem.tag, elem.VR, elem.value, is_undefined_length=elem.is_undefined_length
+            )
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         new.file_meta = meta
@@ -339,4 +373,6 @@ def write_atomic(dst: Path, data: bytes) -> None:
         os.replace(tmp, dst)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise RejectedError(RejectReason.WRITE_FAILED, f"cannot write output ({type(exc).__name__})") from None
+        raise RejectedError(
+            RejectReason.WRITE_FAILED, f"cannot write output ({type(exc).__name__})"
+        ) from None

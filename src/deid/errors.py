@@ -75,4 +75,6 @@ class MissingDependencyError(DeidError, ImportError):
 
     def __init__(self, what: str, extra: str) -> None:
         self.extra = extra
-        super().__init__(f"{what} needs the optional dependencies: pip install 'deid-dicom[{extra}]'")
+        super().__init__(
+            f"{what} needs the optional dependencies: pip install 'deid-dicom[{extra}]'"
+        )

@@ -17,18 +17,18 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.datadict import keyword_for_tag
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
-from deid.tags import format_tag
+from deid.tags import element_vr, format_tag
 
 if TYPE_CHECKING:
     from pydicom import Dataset
     from pydicom.dataelem import DataElement
 
 
-class Category(str, Enum):  # noqa: UP042 (str Enums, as in deid.codes)
+class Category(str, Enum):
     """What kind of identifier a value is."""
 
     NAME = "name"
@@ -289,18 +289,6 @@ class _Collector:
             return
         if _is_full_date(text):
             self.add(Category.DATE, text, source)
-
-
-def element_vr(ds: Dataset, tag: int) -> str:
-    """The VR of an element without decoding its value (dictionary VR for implicit data)."""
-    elem = ds.get_item(tag)
-    vr = elem.VR if elem is not None else None
-    if vr:
-        return str(vr)
-    try:
-        return str(dictionary_VR(tag))
-    except KeyError:
-        return "UN"
 
 
 _WANTED_VRS = frozenset({"SQ", "PN", "DA", "DT"})

@@ -55,10 +55,14 @@ class Pseudonymizer:
         try:
             text = Path(path).read_text(encoding="ascii")
         except (OSError, UnicodeDecodeError) as exc:
-            raise PolicyError(f"cannot read key file ({type(exc).__name__})", source=source) from None
+            raise PolicyError(
+                f"cannot read key file ({type(exc).__name__})", source=source
+            ) from None
         parts = text.strip().split(":")
         if len(parts) != 2 or parts[0] != _KEY_FILE_HEADER:
-            raise PolicyError(f"not a key file: expected '{_KEY_FILE_HEADER}:<64 hex digits>'", source=source)
+            raise PolicyError(
+                f"not a key file: expected '{_KEY_FILE_HEADER}:<64 hex digits>'", source=source
+            )
         try:
             key = bytes.fromhex(parts[1])
         except ValueError:

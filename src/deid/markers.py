@@ -22,6 +22,7 @@ from deid._version import __dicom_edition__, __version__
 from deid.codes import BASIC_PROFILE_CODE, DEIDENTIFYING_EQUIPMENT_CODE, ProfileOption
 from deid.policy import Policy, options_of
 from deid.standard import method_codes
+from deid.tags import stored
 
 #: deid's own Implementation Class UID (a UUID-derived 2.25 UID, fixed for the project).
 IMPLEMENTATION_CLASS_UID = "2.25.246844166776241697157244666214110953770"
@@ -70,7 +71,11 @@ MARKER_LOCATIONS = (
 )
 
 
-_MERGED = ("DeidentificationMethod", "DeidentificationMethodCodeSequence", "ContributingEquipmentSequence")
+_MERGED = (
+    "DeidentificationMethod",
+    "DeidentificationMethodCodeSequence",
+    "ContributingEquipmentSequence",
+)
 
 
 def add_markers(ds: Dataset, policy: Policy) -> tuple[str, ...]:
@@ -126,7 +131,9 @@ def _policy_key(policy: Policy) -> tuple[str, tuple[ProfileOption, ...]]:
 
 
 @functools.lru_cache(maxsize=64)
-def _encoded_markers(key: tuple[str, tuple[ProfileOption, ...]], implicit: bool) -> tuple[RawDataElement, ...]:
+def _encoded_markers(
+    key: tuple[str, tuple[ProfileOption, ...]], implicit: bool
+) -> tuple[RawDataElement, ...]:
     """The marker elements of a policy, encoded once (little endian) and read back raw."""
     template = Dataset()
     _fill(template, Policy(options=frozenset(key[1]), name=key[0]))
@@ -134,7 +141,7 @@ def _encoded_markers(key: tuple[str, tuple[ProfileOption, ...]], implicit: bool)
     buffer.is_little_endian, buffer.is_implicit_VR = True, implicit
     write_dataset(buffer, template)
     parsed = read_dataset(io.BytesIO(buffer.getvalue()), implicit, True)
-    return tuple(parsed.get_item(tag) for tag in parsed.keys())
+    return tuple(stored(parsed, tag) for tag in parsed.keys())
 
 
 def transfer_syntax(ds: Dataset) -> UID:

@@ -36,9 +36,20 @@ from deid.codes import ActionCode, ProfileOption
 from deid.errors import PolicyError
 from deid.tags import format_tag, parse_tag
 
-_SIMPLE = frozenset({ActionCode.D, ActionCode.Z, ActionCode.X, ActionCode.K, ActionCode.C, ActionCode.U})
+_SIMPLE = frozenset(
+    {ActionCode.D, ActionCode.Z, ActionCode.X, ActionCode.K, ActionCode.C, ActionCode.U}
+)
 _KEYS = frozenset(
-    {"name", "description", "extends", "options", "pseudonymize", "keep", "overrides", "date_shift_days"}
+    {
+        "name",
+        "description",
+        "extends",
+        "options",
+        "pseudonymize",
+        "keep",
+        "overrides",
+        "date_shift_days",
+    }
 )
 DEFAULT_DATE_SHIFT = (-3650, -1)
 
@@ -70,9 +81,13 @@ class Policy:
     def __post_init__(self) -> None:
         options = frozenset(_parse_option(o, self.source) for o in self.options)
         object.__setattr__(self, "options", options)
-        overrides = dict(_parse_override(k, v, self.source) for k, v in dict(self.overrides).items())
+        overrides = dict(
+            _parse_override(k, v, self.source) for k, v in dict(self.overrides).items()
+        )
         object.__setattr__(self, "overrides", MappingProxyType(overrides))
-        pseudo = frozenset(_parse_tag_key(k, self.source, "pseudonymize") for k in self.pseudonymize)
+        pseudo = frozenset(
+            _parse_tag_key(k, self.source, "pseudonymize") for k in self.pseudonymize
+        )
         object.__setattr__(self, "pseudonymize", pseudo)
         low_high = tuple(self.date_shift_days)
         if (
@@ -81,9 +96,16 @@ class Policy:
             or low_high[0] > low_high[1]
             or low_high == (0, 0)
         ):
-            raise PolicyError("must be [low, high] whole days, low <= high, not only 0", source=self.source, key="date_shift_days")
+            raise PolicyError(
+                "must be [low, high] whole days, low <= high, not only 0",
+                source=self.source,
+                key="date_shift_days",
+            )
         object.__setattr__(self, "date_shift_days", (int(low_high[0]), int(low_high[1])))
-        if {ProfileOption.RETAIN_LONG_FULL_DATES, ProfileOption.RETAIN_LONG_MODIFIED_DATES} <= options:
+        if {
+            ProfileOption.RETAIN_LONG_FULL_DATES,
+            ProfileOption.RETAIN_LONG_MODIFIED_DATES,
+        } <= options:
             raise PolicyError(
                 "retain_long_full_dates and retain_long_modified_dates exclude each other",
                 source=self.source,
@@ -92,7 +114,9 @@ class Policy:
 
     def with_options(self, *options: ProfileOption | str) -> Policy:
         """A copy with more options."""
-        return replace(self, options=self.options | {_parse_option(o, self.source) for o in options})
+        return replace(
+            self, options=self.options | {_parse_option(o, self.source) for o in options}
+        )
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description (no secrets)."""
@@ -138,8 +162,11 @@ def _parse_override(key: object, value: object, source: str) -> tuple[int, Actio
         except KeyError:  # private or unknown: the planner decides those elements itself
             vr = "UI"
         if vr not in ("UI", "SQ"):
-            raise PolicyError(f"U (a new UID) applies to UIDs and sequences, not VR {vr}",
-                              source=source, key=where)
+            raise PolicyError(
+                f"U (a new UID) applies to UIDs and sequences, not VR {vr}",
+                source=source,
+                key=where,
+            )
     return tag, code
 
 
@@ -168,7 +195,9 @@ def _as_list(value: object, source: str, key: str) -> list[Any]:
     return value
 
 
-def policy_from_mapping(data: Mapping[str, Any], *, source: str, _seen: tuple[str, ...] = ()) -> Policy:
+def policy_from_mapping(
+    data: Mapping[str, Any], *, source: str, _seen: tuple[str, ...] = ()
+) -> Policy:
     """Build a :class:`Policy` from parsed TOML (``source`` names it in errors)."""
     unknown = sorted(set(data) - _KEYS)
     if unknown:
@@ -192,7 +221,7 @@ def policy_from_mapping(data: Mapping[str, Any], *, source: str, _seen: tuple[st
     overrides_raw = data.get("overrides", {})
     if not isinstance(overrides_raw, dict):
         raise PolicyError("must be a table", source=source, key="overrides")
-    overrides: dict[object, object] = dict(base.overrides)
+    overrides: dict[int, ActionCode] = dict(base.overrides)
     for key in _as_list(data.get("keep", []), source, "keep"):
         overrides[_parse_tag_key(key, source, "keep")] = ActionCode.K
     for key, value in overrides_raw.items():
@@ -202,10 +231,10 @@ def policy_from_mapping(data: Mapping[str, Any], *, source: str, _seen: tuple[st
     shift = data.get("date_shift_days", list(base.date_shift_days))
     shift = tuple(_as_list(shift, source, "date_shift_days"))
     return Policy(
-        options=frozenset(options),  # type: ignore[arg-type]
-        overrides=overrides,  # type: ignore[arg-type]
+        options=frozenset(options),
+        overrides=overrides,
         pseudonymize=frozenset(pseudo),
-        date_shift_days=shift,  # type: ignore[arg-type]
+        date_shift_days=shift,
         name=name,
         description=description,
         source=source,
@@ -247,7 +276,9 @@ def load_policy(spec: str | Path | Policy, *, _seen: tuple[str, ...] = ()) -> Po
         except (OSError, UnicodeDecodeError) as exc:
             raise PolicyError(f"cannot read policy ({type(exc).__name__})", source=text) from None
         return _parse_toml(content, text, _seen)
-    raise PolicyError(f"no such policy; named policies are {', '.join(named_policies())}", source=text)
+    raise PolicyError(
+        f"no such policy; named policies are {', '.join(named_policies())}", source=text
+    )
 
 
 def options_of(policy: Policy) -> Iterable[ProfileOption]:

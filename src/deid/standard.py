@@ -66,7 +66,9 @@ def _code(value: str, name: str, number: int, column: str) -> ActionCode:
     try:
         return ActionCode.parse(value)
     except ValueError:
-        raise PolicyError(f"unknown action code in {column}", source=name, key=f"row {number}") from None
+        raise PolicyError(
+            f"unknown action code in {column}", source=name, key=f"row {number}"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,9 @@ class ProfileRow:
     retired: bool
     line: int
 
-    def code_for(self, options: frozenset[ProfileOption]) -> tuple[ActionCode, ProfileOption | None]:
+    def code_for(
+        self, options: frozenset[ProfileOption]
+    ) -> tuple[ActionCode, ProfileOption | None]:
         """The code in force with ``options`` and the option it came from (None: Basic).
 
         Options override the Basic code where their cell is filled. Where several options
@@ -143,7 +147,12 @@ def confidentiality_table() -> ConfidentialityTable:
             line=number,
         )
         rows.append(row)
-        if raw["tag"] in (CURVE_PATTERN, OVERLAY_DATA_PATTERN, OVERLAY_COMMENTS_PATTERN, PRIVATE_PATTERN):
+        if raw["tag"] in (
+            CURVE_PATTERN,
+            OVERLAY_DATA_PATTERN,
+            OVERLAY_COMMENTS_PATTERN,
+            PRIVATE_PATTERN,
+        ):
             by_pattern[raw["tag"]] = row
             continue
         try:
@@ -153,7 +162,12 @@ def confidentiality_table() -> ConfidentialityTable:
         if tag in by_tag:
             raise PolicyError("duplicate tag", source=E1_1, key=f"row {number}")
         by_tag[tag] = row
-    missing = {CURVE_PATTERN, OVERLAY_DATA_PATTERN, OVERLAY_COMMENTS_PATTERN, PRIVATE_PATTERN} - set(by_pattern)
+    missing = {
+        CURVE_PATTERN,
+        OVERLAY_DATA_PATTERN,
+        OVERLAY_COMMENTS_PATTERN,
+        PRIVATE_PATTERN,
+    } - set(by_pattern)
     if missing:
         raise PolicyError(f"missing repeating-group rows {sorted(missing)}", source=E1_1)
     return ConfidentialityTable(tuple(rows), MappingProxyType(by_tag), MappingProxyType(by_pattern))
@@ -174,7 +188,9 @@ def safe_private_attributes() -> Mapping[SafePrivateKey, SafePrivateRow]:
         try:
             key = SafePrivateKey.parse(raw["tag"], raw["private_creator"])
         except ValueError:
-            raise PolicyError("unparseable private tag", source=E3_10, key=f"row {number}") from None
+            raise PolicyError(
+                "unparseable private tag", source=E3_10, key=f"row {number}"
+            ) from None
         out[key] = SafePrivateRow(key, raw["vr"], number)
     return MappingProxyType(out)
 
@@ -196,7 +212,7 @@ def structured_content_table() -> Mapping[tuple[str, str, str], StructuredConten
         options = {
             option: _code(raw[option.value], E3_4, number, option.value)
             for option in ProfileOption
-            if option.value in raw and raw[option.value]
+            if raw.get(option.value)
         }
         row = ProfileRow(
             tag=f"{raw['coding_scheme_designator']}:{raw['code_value']}",
@@ -213,7 +229,9 @@ def structured_content_table() -> Mapping[tuple[str, str, str], StructuredConten
     return MappingProxyType(out)
 
 
-def lookup_structured_content(scheme: str, value: str, value_type: str) -> StructuredContentRow | None:
+def lookup_structured_content(
+    scheme: str, value: str, value_type: str
+) -> StructuredContentRow | None:
     """Row of E.3.4-1 for a content item's concept name, honouring retired scheme names."""
     table = structured_content_table()
     scheme = scheme.strip()
@@ -274,7 +292,9 @@ class IodTypes:
     by_sop_class: Mapping[str, Mapping[TagPath, AttributeType]]
     any_iod: Mapping[TagPath, AttributeType] = field(default_factory=dict)
 
-    def type_of(self, sop_class_uid: str | None, path: TagPath) -> tuple[AttributeType | None, bool]:
+    def type_of(
+        self, sop_class_uid: str | None, path: TagPath
+    ) -> tuple[AttributeType | None, bool]:
         """(Type, IOD known). Type None: the attribute is not defined at ``path``.
 
         For an unknown SOP Class the strictest Type any IOD gives at that path is returned,
@@ -302,7 +322,9 @@ def iod_types() -> IodTypes:
             path = tuple(parse_tag(part) for part in raw["path"].split(">"))
             type_ = AttributeType(raw["type"])
         except ValueError:
-            raise PolicyError("unparseable path or type", source=IOD_TYPES, key=f"row {number}") from None
+            raise PolicyError(
+                "unparseable path or type", source=IOD_TYPES, key=f"row {number}"
+            ) from None
         uid = raw["sop_class_uid"]
         if uid:
             table = by_sop.setdefault(uid, {})

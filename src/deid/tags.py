@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from pydicom.datadict import dictionary_VR
+
+if TYPE_CHECKING:
+    from pydicom.dataelem import DataElement, RawDataElement
+    from pydicom.dataset import Dataset
 
 _EXACT = re.compile(r"^\(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\)$")
 _SAFE_PRIVATE = re.compile(r"^\(([0-9A-Fa-f]{4}),xx([0-9A-Fa-f]{2})\)$")
@@ -12,7 +19,12 @@ CURVE_PATTERN = "(50xx,xxxx)"
 OVERLAY_DATA_PATTERN = "(60xx,3000)"
 OVERLAY_COMMENTS_PATTERN = "(60xx,4000)"
 PRIVATE_PATTERN = "(gggg,eeee) where gggg is odd"
-REPEATING_PATTERNS = (CURVE_PATTERN, OVERLAY_DATA_PATTERN, OVERLAY_COMMENTS_PATTERN, PRIVATE_PATTERN)
+REPEATING_PATTERNS = (
+    CURVE_PATTERN,
+    OVERLAY_DATA_PATTERN,
+    OVERLAY_COMMENTS_PATTERN,
+    PRIVATE_PATTERN,
+)
 
 
 def parse_tag(text: str) -> int:
@@ -81,3 +93,20 @@ def repeating_pattern(tag: int) -> str | None:
         if elem == 0x4000:
             return OVERLAY_COMMENTS_PATTERN
     return None
+
+
+def stored(ds: Dataset, tag: int) -> DataElement | RawDataElement | None:
+    """An element as stored: raw (not decoded yet) or decoded. Nothing is converted."""
+    return cast("DataElement | RawDataElement | None", ds.get_item(tag))
+
+
+def element_vr(ds: Dataset, tag: int) -> str:
+    """The VR of an element without decoding its value (dictionary VR for implicit data)."""
+    elem = stored(ds, tag)
+    vr = elem.VR if elem is not None else None
+    if vr:
+        return str(vr)
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"

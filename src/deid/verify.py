@@ -26,8 +26,8 @@ from pydicom.valuerep import PersonName
 
 from deid.descriptors import RAW, TEXT, WordMatcher, identifier_keys, lower_same_length
 from deid.errors import ResidualPhiError
-from deid.identifiers import Category, Identifier, Identifiers, element_vr
-from deid.tags import format_tag
+from deid.identifiers import Category, Identifier, Identifiers
+from deid.tags import element_vr, format_tag, stored
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -140,7 +140,7 @@ def _attribute(encoded: bytes, found: list[tuple[int, str]], ignore: tuple[str, 
         if not inside:
             out.append(f"raw bytes @offset {offset}: {category}")
             continue
-        start, _, location, vr = max(inside, key=lambda s: s[0])
+        _, _, location, vr = max(inside, key=lambda s: s[0])
         if vr == "CS" or _ignored(location, ignore):
             continue
         out.append(f"raw bytes @offset {offset} in {location}: {category}")
@@ -163,20 +163,20 @@ def _element_spans(encoded: bytes) -> list[tuple[int, int, str, str]]:
 
 def _spans(ds: Dataset, base: int, path: str, out: list[tuple[int, int, str, str]]) -> None:
     for tag in list(ds.keys()):
-        stored = ds.get_item(tag)
+        held = stored(ds, tag)
         vr = element_vr(ds, int(tag))
         location = f"{path}{format_tag(int(tag))}"
-        if not isinstance(stored, RawDataElement):
+        if not isinstance(held, RawDataElement):
             # A sequence parsed while reading (undefined length): its items' offsets are in
             # the same frame as this data set's.
             if vr == "SQ":
-                for index, item in enumerate(stored.value or ()):
+                for index, item in enumerate(held.value or ()):
                     _spans(item, base, f"{location}[{index}]>", out)
             continue
-        if stored.value is None:
+        if held.value is None:
             continue
-        start = base + stored.value_tell
-        out.append((start, start + len(stored.value), location, vr))
+        start = base + held.value_tell
+        out.append((start, start + len(held.value), location, vr))
         if vr == "SQ":
             try:
                 items = ds[tag].value or ()
@@ -230,9 +230,9 @@ def _gather(
             continue
         if vr in _NO_TEXT_VRS and vr != "SQ":
             continue
-        stored = ds.get_item(tag)
-        if simple and vr != "SQ" and isinstance(stored, RawDataElement):
-            text = stored.value.decode("latin-1") if stored.value else ""
+        held = stored(ds, tag)
+        if simple and vr != "SQ" and isinstance(held, RawDataElement):
+            text = held.value.decode("latin-1") if held.value else ""
         else:
             elem = _convert(ds, tag)
             if elem is None:
@@ -248,9 +248,10 @@ def _gather(
             texts.append(text)
 
 
-_SIMPLE_CHARSETS = frozenset({"", "iso8859", "ISO_IR 6", "ISO 2022 IR 6", "ISO_IR 192"} | {
-    f"ISO_IR {n}" for n in (100, 101, 109, 110, 144, 126, 127, 138, 148, 203, 166, 13)
-})
+_SIMPLE_CHARSETS = frozenset(
+    {"", "iso8859", "ISO_IR 6", "ISO 2022 IR 6", "ISO_IR 192"}
+    | {f"ISO_IR {n}" for n in (100, 101, 109, 110, 144, 126, 127, 138, 148, 203, 166, 13)}
+)
 
 
 def _simple_charset(ds: Dataset) -> bool:
