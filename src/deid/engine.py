@@ -11,8 +11,10 @@ import logging
 import os
 import secrets
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
@@ -36,6 +38,7 @@ from deid.tags import stored
 from deid.verify import verify
 
 logger = logging.getLogger("deid")
+_T = TypeVar("_T")
 
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 
@@ -187,7 +190,7 @@ def _str(value: object) -> str | None:
     return str(value)
 
 
-def _guard(stage: str, func):  # type: ignore[no-untyped-def]
+def _guard(stage: str, func: Callable[[], _T]) -> _T:
     """Run one stage; any unexpected error becomes a rejection that names no value."""
     try:
         return func()
@@ -195,9 +198,8 @@ def _guard(stage: str, func):  # type: ignore[no-untyped-def]
         raise
     except Exception as exc:
         logger.debug("stage %s failed: %s", stage, type(exc).__name__)
-        raise RejectedError(
-            RejectReason.INVALID_DATASET, f"{stage} failed ({type(exc).__name__})"
-        ) from None
+        detail = f"{stage} failed ({type(exc).__name__})"
+        raise RejectedError(RejectReason.INVALID_DATASET, detail) from None
 
 
 def _gate(ds: Dataset) -> None:
@@ -265,6 +267,7 @@ def read_dataset(data: bytes) -> Dataset:
     raw = bytes(data)
     if len(raw) < 8:
         raise RejectedError(RejectReason.NOT_DICOM, "fewer than 8 bytes")
+    ds: Dataset
     try:
         ds = dcmread(io.BytesIO(raw))
     except InvalidDicomError:
@@ -357,7 +360,8 @@ def _clone(ds: Dataset) -> Dataset:
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         new.file_meta = meta
-    new.set_original_encoding(*ds.original_encoding, ds.original_character_set)
+    implicit, little = ds.original_encoding
+    new.set_original_encoding(implicit, little, ds.original_character_set)
     return new
 
 

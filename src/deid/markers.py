@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+from typing import cast
 
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -141,7 +142,7 @@ def _encoded_markers(
     buffer.is_little_endian, buffer.is_implicit_VR = True, implicit
     write_dataset(buffer, template)
     parsed = read_dataset(io.BytesIO(buffer.getvalue()), implicit, True)
-    return tuple(stored(parsed, tag) for tag in parsed.keys())
+    return tuple(cast(RawDataElement, stored(parsed, tag)) for tag in parsed.keys())
 
 
 def transfer_syntax(ds: Dataset) -> UID:
@@ -162,9 +163,9 @@ def new_file_meta(ds: Dataset, ts: UID) -> FileMetaDataset:
     """A new File Meta Information group: nothing of the original one is carried over."""
     meta = FileMetaDataset()
     meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.MediaStorageSOPClassUID = UID(str(ds.SOPClassUID))
+    meta.MediaStorageSOPInstanceUID = UID(str(ds.SOPInstanceUID))
     meta.TransferSyntaxUID = ts
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     return meta

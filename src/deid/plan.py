@@ -179,12 +179,25 @@ class _Planner:
         code: ActionCode,
         rule: Rule,
         reason: str,
-        **extra: object,
+        *,
+        attribute_type: AttributeType | None = None,
+        option: ProfileOption | None = None,
+        pseudonym: bool = False,
     ) -> None:
         self.out.append(
             Decision(
-                site.path, site.tag, site.keyword, site.vr, action, code, rule, reason, **extra
-            )  # type: ignore[arg-type]
+                site.path,
+                site.tag,
+                site.keyword,
+                site.vr,
+                action,
+                code,
+                rule,
+                reason,
+                attribute_type,
+                option,
+                pseudonym,
+            )
         )
 
     # -- entry points -----------------------------------------------------------------

@@ -166,6 +166,8 @@ def _spans(ds: Dataset, base: int, path: str, out: list[tuple[int, int, str, str
         held = stored(ds, tag)
         vr = element_vr(ds, int(tag))
         location = f"{path}{format_tag(int(tag))}"
+        if held is None:
+            continue
         if not isinstance(held, RawDataElement):
             # A sequence parsed while reading (undefined length): its items' offsets are in
             # the same frame as this data set's.
