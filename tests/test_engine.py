@@ -607,3 +607,40 @@ def test_one_deidentifier_shared_by_16_threads_gives_the_serial_outputs() -> Non
 def test_sequences_in_output_are_sequences() -> None:
     out, _ = run("upload", make_dataset())
     assert isinstance(out.DeidentificationMethodCodeSequence, Sequence)
+
+
+# -- dates in places where no date should be ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("policy", "planted", "rejected"),
+    [
+        ("upload", BIRTH_DATE, True),  # the birth date is always removed
+        ("upload", STUDY_DATE, True),  # modified dates: no original date may stay anywhere
+        (Policy(options=frozenset({"retain_long_full_dates"})), BIRTH_DATE, True),
+        (Policy(options=frozenset({"retain_long_full_dates"})), STUDY_DATE, False),
+    ],
+    ids=["upload-birth", "upload-study", "full-dates-birth", "full-dates-study"],
+)
+def test_an_original_date_in_a_kept_attribute(policy: Any, planted: str, rejected: bool) -> None:
+    ds = make_dataset(ConvolutionKernel=planted)
+    engine = Deidentifier(policy, KEY)
+    if rejected:
+        with pytest.raises(ResidualPhiError) as info:
+            engine.deidentify(ds)
+        assert info.value.hits[0] == "(0018,1210) ConvolutionKernel: date"
+        assert planted not in str(info.value)
+    else:
+        out = dcmread(io.BytesIO(engine.deidentify(ds).data))
+        assert out.ConvolutionKernel == planted
+        assert out.StudyDate == STUDY_DATE
+
+
+def test_a_shifted_date_equal_to_an_original_date_is_no_leak() -> None:
+    """Study 20230912 shifted by the patient's shift can equal another original date."""
+    shift = Pseudonymizer(KEY).date_shift_days(PATIENT_ID, -3650, -1)
+    study = dt.date(2023, 9, 12)
+    other = (study + dt.timedelta(days=shift)).strftime("%Y%m%d")
+    ds = make_dataset(SeriesDate=other)  # its own shifted value differs; StudyDate's equals it
+    out = dcmread(io.BytesIO(Deidentifier("upload", KEY).deidentify(ds).data))
+    assert out.StudyDate == other

@@ -215,7 +215,7 @@ def test_test_patients_are_not_identifiers() -> None:
     assert values(found, Category.NAME_PART) == ["DOE"]
 
 
-def test_values_made_of_a_device_name_are_not_identifiers() -> None:
+def test_places_named_after_a_device_maker_are_not_identifiers_but_people_are() -> None:
     ds = Dataset()
     ds.Manufacturer = "TOSHIBA_MEC"
     ds.InstitutionName = "Toshiba"
@@ -225,8 +225,18 @@ def test_values_made_of_a_device_name_are_not_identifiers() -> None:
     ds.ContributingEquipmentSequence[0].InstitutionName = "TOSHIBA MILVUE CENTER"
     found = collect(ds)
     assert [(i.category, i.value) for i in found] == [
-        (Category.INSTITUTION, "TOSHIBA MILVUE CENTER")
+        (Category.INSTITUTION, "TOSHIBA MILVUE CENTER"),
+        (Category.NAME, "MILVUE"),
+        (Category.NAME_PART, "MILVUE"),
     ]
+
+
+def test_placeholder_names_name_nobody_but_real_names_keep_every_part() -> None:
+    ds = Dataset()
+    ds.PatientName = "BLANK^MARIA"
+    ds.OtherPatientNames = ["Anonymous", "O'BRIEN^SEAN"]
+    found = collect(ds)
+    assert values(found, Category.NAME_PART) == ["BLANK", "MARIA", "O'BRIEN", "BRIEN", "SEAN"]
 
 
 def test_duplicates_differing_in_case_or_separators_are_collected_once() -> None:

@@ -120,6 +120,7 @@ def test_raw_bytes_hit_in_a_private_element(identifiers: Identifiers) -> None:
     ds, data = written(ds)
     offset = data.index(b"MRN7781234")
     assert find_residual(ds, data, identifiers) == (
+        "(0009,1001): id",  # a UN value that is text is read as text too
         f"raw bytes @offset {offset} in (0009,1001): id",
     )
 
@@ -133,6 +134,7 @@ def test_raw_value_followed_by_the_next_tag_of_its_group(identifiers: Identifier
     ds, data = written(ds)
     offset = data.index(b"MRN7781234C\x00")
     assert find_residual(ds, data, identifiers) == (
+        "(0043,1001): id",
         f"raw bytes @offset {offset} in (0043,1001): id",
     )
 
@@ -140,7 +142,7 @@ def test_raw_value_followed_by_the_next_tag_of_its_group(identifiers: Identifier
 def test_raw_search_skips_short_identifiers_and_covers_utf8_and_latin1() -> None:
     found = collect(source())
     ds = output()
-    ds.add_new(0x00091001, "UN", b"LEE")
+    ds.add_new(0x00091001, "UN", b"\x01LEE")
     ds.add_new(0x00091002, "UN", "M\u00dcLLER".encode())
     ds.add_new(0x00091003, "UN", "m\u00fcller".encode("latin-1"))
     german = Dataset()
@@ -151,6 +153,7 @@ def test_raw_search_skips_short_identifiers_and_covers_utf8_and_latin1() -> None
     utf8 = data.index("M\u00dcLLER".encode())
     latin1 = data.index("m\u00fcller".encode("latin-1"))
     assert find_residual(ds, data, both) == (
+        "(0009,1003): name_part",
         f"raw bytes @offset {utf8} in (0009,1002): name_part",
         f"raw bytes @offset {latin1} in (0009,1003): name_part",
     )
@@ -217,9 +220,10 @@ def test_implicit_vr_and_undecodable_elements(identifiers: Identifiers) -> None:
     ds.add_new(0x00091001, "LO", "MRN7781234")
     assert find_residual(ds, None, identifiers) == ("(0009,1001): id",)
     ds, data = written(ds)
-    assert ds[0x00091001].VR == "UN"  # read back without its VR: only the raw search sees it
+    assert ds[0x00091001].VR == "UN"  # read back without its VR: it is read as text
     offset = data.index(b"MRN7781234")
     assert find_residual(ds, data, identifiers) == (
+        "(0009,1001): id",  # a UN value that is text is read as text too
         f"raw bytes @offset {offset} in (0009,1001): id",
     )
     broken = Dataset(
@@ -292,3 +296,11 @@ def test_ignored_item_covers_everything_inside_it(identifiers: Identifiers) -> N
         "(0018,A001)[0]>(0008,0070) Manufacturer: name_part",
         f"raw bytes @offset {data.index(b'JOHNATHAN')} in (0018,A001)[0]>(0008,0070): name_part",
     )
+
+
+def test_unknown_text_elements_are_searched_for_short_identifiers(identifiers: Identifiers) -> None:
+    ds = output()
+    ds.add_new(0x0018FFF0, "UN", b"seen by LEE ")
+    ds.add_new(0x0018FFF2, "UN", b"\x01LEE\x02\x00")  # binary: left to the raw search
+    ds, data = written(ds)
+    assert find_residual(ds, data, identifiers) == ("(0018,FFF0): name_part",)

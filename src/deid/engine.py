@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from pydicom import dcmread
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -25,7 +26,7 @@ from pydicom.uid import MediaStorageDirectoryStorage
 
 from deid.actions import ApplyContext, apply_plan
 from deid.audit import AuditRecord
-from deid.codes import Outcome, ProfileOption, RejectReason
+from deid.codes import ActionCode, Outcome, ProfileOption, RejectReason
 from deid.descriptors import Scrubber
 from deid.encoding import encode
 from deid.errors import DeidError, PolicyError, RejectedError
@@ -141,6 +142,7 @@ class Deidentifier:
                     skip=_skipped(self.policy),
                     pixel_value=_pixel_value(ds),
                     ignore=marked,
+                    shifted_dates=ProfileOption.RETAIN_LONG_MODIFIED_DATES in self.policy.options,
                 )
             stage = "audit"
             audit = AuditRecord(
@@ -230,25 +232,30 @@ def _gate(ds: Dataset) -> None:
 
 
 def _for_verification(identifiers: Identifiers, policy: Policy) -> Identifiers:
-    kept = {t for t, a in policy.overrides.items() if a.value == "K"}
-    if not kept:
-        return identifiers
-    from pydicom.datadict import keyword_for_tag
+    """The identifiers the policy promises are gone.
 
-    keywords = {keyword_for_tag(t) for t in kept}
-    return Identifiers(tuple(i for i in identifiers.items if i.source not in keywords))
+    Attributes a policy override keeps are not searched for. With Retain Longitudinal Full
+    Dates the original dates stay, except the birth date, which the profile always removes.
+    """
+    kept = {keyword_for_tag(t) for t, a in policy.overrides.items() if a is ActionCode.K}
+    full_dates = ProfileOption.RETAIN_LONG_FULL_DATES in policy.options
+    return Identifiers(
+        tuple(
+            i
+            for i in identifiers.items
+            if i.source not in kept
+            and not (full_dates and i.category is Category.DATE and i.source not in _BIRTH)
+        )
+    )
+
+
+_BIRTH = frozenset({"PatientBirthDate", "PatientBirthDateInAlternativeCalendar"})
 
 
 def _skipped(policy: Policy) -> frozenset[Category]:
-    skip: set[Category] = set()
-    if policy.options & {
-        ProfileOption.RETAIN_LONG_FULL_DATES,
-        ProfileOption.RETAIN_LONG_MODIFIED_DATES,
-    }:
-        skip.add(Category.DATE)
     if ProfileOption.RETAIN_INSTITUTION_IDENTITY in policy.options:
-        skip.update({Category.INSTITUTION, Category.ADDRESS})
-    return frozenset(skip)
+        return frozenset({Category.INSTITUTION, Category.ADDRESS})
+    return frozenset()
 
 
 def _pixel_value(ds: Dataset) -> bytes | None:

@@ -158,10 +158,19 @@ _PLACEHOLDER_WORDS = frozenset(
         "patient", "test",
     }
 )  # fmt: skip
+# Placeholder words that are no one's name, even beside a real one ("DOE^PATIENT"). Words
+# that are also surnames (Blank, Null, ...) are not here: they stay name parts.
+_NEVER_NAME_PARTS = frozenset(
+    {"patient", "test", "anonymous", "anonymized", "anonymised", "anon", "unknown", "none",
+     "removed", "redacted", "deidentified"}
+)  # fmt: skip
 # A value made of the words of one of these names a device or its maker, not a person or a
 # place (test and phantom objects, AI results whose "creator" is the vendor). The output keeps
 # these attributes, so such a value is not treated as an identifier.
 _DEVICE_KEYWORDS = frozenset({"Manufacturer", "ManufacturerModelName"})
+# Only a place can be named by a device maker (phantom scans at the vendor's site); a person's
+# name or an ID that happens to appear in a Manufacturer value is still an identifier.
+_PLACE_CATEGORIES = frozenset({Category.INSTITUTION, Category.ADDRESS})
 _GENERIC_DEPARTMENT_WORDS = frozenset(
     {
         "radiology", "imaging", "diagnostic", "diagnostics", "department", "dept", "ct", "mr",
@@ -171,6 +180,9 @@ _GENERIC_DEPARTMENT_WORDS = frozenset(
     }
 )  # fmt: skip
 _MIN_LENGTH = 3
+# Name parts are judged with their whole name (see _add_name_group): "BLANK" in "BLANK^MARIA"
+# is a surname, and is kept.
+_NAME_CATEGORIES = frozenset({Category.NAME, Category.NAME_PART})
 _PN_COMPONENTS = 3
 
 
@@ -208,7 +220,11 @@ class _Collector:
         """What was found, less the values whose words all come from one device name."""
         if not self._devices:
             return tuple(self.items)
-        return tuple(item for item in self.items if not self._names_a_device(item.value))
+        return tuple(
+            item
+            for item in self.items
+            if item.category not in _PLACE_CATEGORIES or not self._names_a_device(item.value)
+        )
 
     def _names_a_device(self, value: str) -> bool:
         words = set(_dedupe_key(value).split())
@@ -271,6 +287,9 @@ class _Collector:
             self._add_name_group(group, source)
 
     def _add_name_group(self, group: str, source: str) -> None:
+        words = {w for w in _dedupe_key(group).split() if len(w) >= _MIN_LENGTH}
+        if words and words <= _PLACEHOLDER_WORDS:
+            return  # "ANONYMOUS", "Test^Patient": a placeholder names nobody
         parts = [part.strip() for part in group.split("^")] + [""] * 5
         family, given, middle = parts[0], parts[1], parts[2]
         self.add(Category.NAME, group.strip().rstrip("^").strip(), source)
@@ -346,7 +365,7 @@ def _name_parts(part: str) -> list[str]:
     found: list[str] = []
     if _is_name_word(part):
         found.append(part)
-    words = part.replace("-", " ").split()
+    words = part.replace("-", " ").replace("'", " ").split()
     if len(words) > 1:
         found.extend(word for word in words if _is_name_word(word))
     return found
@@ -354,7 +373,9 @@ def _name_parts(part: str) -> list[str]:
 
 def _is_name_word(word: str) -> bool:
     cleaned = word.strip(" .,")
-    return len(cleaned) >= _MIN_LENGTH and cleaned.upper() not in _NOT_NAME_PARTS
+    if len(cleaned) < _MIN_LENGTH or cleaned.upper() in _NOT_NAME_PARTS:
+        return False
+    return cleaned.casefold() not in _NEVER_NAME_PARTS
 
 
 def _long_enough(category: Category, text: str) -> bool:
@@ -366,7 +387,7 @@ def _long_enough(category: Category, text: str) -> bool:
     if category is Category.ID and all(char == "0" for char in alnum):
         return False
     words = set(_dedupe_key(text).split())
-    if words <= _PLACEHOLDER_WORDS:
+    if category not in _NAME_CATEGORIES and words <= _PLACEHOLDER_WORDS:
         return False
     return not (category is Category.INSTITUTION and words <= _GENERIC_DEPARTMENT_WORDS)
 

@@ -52,6 +52,7 @@ def verify(
     skip: Collection[Category | str] = frozenset(),
     pixel_value: bytes | None = None,
     ignore: Collection[str] = (),
+    shifted_dates: bool = False,
 ) -> None:
     """Raise :class:`~deid.errors.ResidualPhiError` when the output holds an identifier.
 
@@ -63,7 +64,13 @@ def verify(
         With the hits (tag paths, offsets and categories; never values).
     """
     hits = find_residual(
-        ds, encoded, identifiers, skip=skip, pixel_value=pixel_value, ignore=ignore
+        ds,
+        encoded,
+        identifiers,
+        skip=skip,
+        pixel_value=pixel_value,
+        ignore=ignore,
+        shifted_dates=shifted_dates,
     )
     if hits:
         raise ResidualPhiError(hits)
@@ -77,6 +84,7 @@ def find_residual(
     skip: Collection[Category | str] = frozenset(),
     pixel_value: bytes | None = None,
     ignore: Collection[str] = (),
+    shifted_dates: bool = False,
 ) -> tuple[str, ...]:
     """Find the identifiers of the input in the output.
 
@@ -97,6 +105,10 @@ def find_residual(
     ignore
         Locations (``"(0012,0063)"``, ``"(0018,A001)[2]"``: an element or an item and all in
         it) not searched: what deid itself wrote (its markers), whose text is fixed.
+    shifted_dates
+        Every DA and DT value of the output was shifted (Retain Longitudinal Modified
+        Dates): a date found in a DA or DT element is a shifted date that happens to equal
+        an original one, not a leak; found anywhere else it is one.
 
     Coded strings (VR CS: defined terms such as Image Type) are not searched: a patient whose
     name is a defined term would otherwise reject every image. A raw-byte hit is attributed to
@@ -116,22 +128,32 @@ def find_residual(
     dates = [item.value for item in kept.items if item.category is Category.DATE]
     text = WordMatcher(keys, dates, TEXT)
     ignored = tuple(ignore)
-    hits = sorted(set(_decoded_hits(ds, text, ignored)))
+    exempt = _DATE_VRS if shifted_dates else frozenset()
+    hits = sorted(set(_decoded_hits(ds, text, ignored, exempt)))
     if encoded:
         raw_keys = (key for key in keys if key.ascii and key.length >= _MIN_RAW_LENGTH)
         raw = WordMatcher(raw_keys, dates, RAW)
         needles = _non_ascii_needles(kept.items)
         found = sorted(set(_raw_hits(encoded, pixel_value, raw, needles)))
         if found:
-            hits.extend(_attribute(encoded, found, ignored))
+            hits.extend(_attribute(encoded, found, ignored, exempt))
     return tuple(hits)
+
+
+_DATE_VRS = frozenset({"DA", "DT"})
+
+
+def _exempt(category: str, vr: str, exempt: frozenset[str]) -> bool:
+    return category == Category.DATE.value and vr in exempt
 
 
 def _ignored(location: str, ignore: tuple[str, ...]) -> bool:
     return any(location == p or location.startswith((p + ">", p + "[")) for p in ignore)
 
 
-def _attribute(encoded: bytes, found: list[tuple[int, str]], ignore: tuple[str, ...]) -> list[str]:
+def _attribute(
+    encoded: bytes, found: list[tuple[int, str]], ignore: tuple[str, ...], exempt: frozenset[str]
+) -> list[str]:
     """Name the element behind each raw hit; drop hits in ignored and CS elements."""
     spans = _element_spans(encoded)
     out: list[str] = []
@@ -141,7 +163,7 @@ def _attribute(encoded: bytes, found: list[tuple[int, str]], ignore: tuple[str, 
             out.append(f"raw bytes @offset {offset}: {category}")
             continue
         _, _, location, vr = max(inside, key=lambda s: s[0])
-        if vr == "CS" or _ignored(location, ignore):
+        if vr == "CS" or _ignored(location, ignore) or _exempt(category, vr, exempt):
             continue
         out.append(f"raw bytes @offset {offset} in {location}: {category}")
     return sorted(set(out))
@@ -191,9 +213,11 @@ def _spans(ds: Dataset, base: int, path: str, out: list[tuple[int, int, str, str
 # -- decoded values ------------------------------------------------------------------------
 
 
-def _decoded_hits(ds: Dataset, matcher: WordMatcher, ignore: tuple[str, ...]) -> Iterator[str]:
+def _decoded_hits(
+    ds: Dataset, matcher: WordMatcher, ignore: tuple[str, ...], exempt: frozenset[str]
+) -> Iterator[str]:
     """Search all decoded text values at once, joined by NUL (no match crosses a NUL)."""
-    places: list[tuple[str, int]] = []
+    places: list[tuple[str, int, str]] = []
     texts: list[str] = []
     file_meta = getattr(ds, "file_meta", None)
     if file_meta is not None:
@@ -207,14 +231,20 @@ def _decoded_hits(ds: Dataset, matcher: WordMatcher, ignore: tuple[str, ...]) ->
         starts.append(position)
         position += len(text) + 1
     for start, _, category in matcher.spans(lower_same_length("\x00".join(texts))):
-        path, tag = places[bisect.bisect_right(starts, start) - 1]
+        path, tag, vr = places[bisect.bisect_right(starts, start) - 1]
+        if _exempt(category.value, vr, exempt):
+            continue
         keyword = keyword_for_tag(tag)
         name = f" {keyword}" if keyword else ""
         yield f"{path}{format_tag(tag)}{name}: {category.value}"
 
 
 def _gather(
-    ds: Dataset, path: str, places: list[tuple[str, int]], texts: list[str], ignore: tuple[str, ...]
+    ds: Dataset,
+    path: str,
+    places: list[tuple[str, int, str]],
+    texts: list[str],
+    ignore: tuple[str, ...],
 ) -> None:
     """Append every text value of ``ds`` and its sequences, with where it sits.
 
@@ -230,9 +260,15 @@ def _gather(
         vr = element_vr(ds, tag)
         if vr == "CS":
             continue
+        held = stored(ds, tag)
+        if vr == "UN":
+            text = _textual(held.value if held is not None else None)
+            if text:
+                places.append((path, tag, vr))
+                texts.append(text)
+            continue
         if vr in _NO_TEXT_VRS and vr != "SQ":
             continue
-        held = stored(ds, tag)
         if simple and vr != "SQ" and isinstance(held, RawDataElement):
             text = held.value.decode("latin-1") if held.value else ""
         else:
@@ -246,8 +282,24 @@ def _gather(
             value = elem.value
             text = value if type(value) is str else _text(value)
         if text:
-            places.append((path, tag))
+            places.append((path, tag, vr))
             texts.append(text)
+
+
+_MAX_UN_TEXT = 4096
+_PRINTABLE = frozenset(range(0x20, 0x7F)) | frozenset(range(0xA0, 0x100)) | {0, 9, 10, 13}
+
+
+def _textual(value: object) -> str:
+    """A UN value that is text (a VR this dictionary does not know) read as latin-1; else ''.
+
+    Binary UN values are left to the raw search: short identifiers would match by chance.
+    """
+    if not isinstance(value, bytes) or not value or len(value) > _MAX_UN_TEXT:
+        return ""
+    if not all(byte in _PRINTABLE for byte in value):
+        return ""
+    return value.decode("latin-1")
 
 
 _SIMPLE_CHARSETS = frozenset(
