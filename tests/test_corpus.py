@@ -42,6 +42,7 @@ EXPECTED: dict[str, tuple[str, str | None]] = {
     # cut short inside an element value
     "pydicom/MR_truncated.dcm": ("rejected", "TRUNCATED"),
     "pydicom/rtplan_truncated.dcm": ("rejected", "TRUNCATED"),
+    "pydicom-data/emri_small_jpeg_2k_lossless_too_short.dcm": ("rejected", "TRUNCATED"),
     # Deflated Image Frame Compression: pydicom 3.0.2 cannot write it
     "pydicom-data/liver_deflate.dcm": ("rejected", "UNSUPPORTED_TRANSFER_SYNTAX"),
     # fragments without SOP Class UID and/or SOP Instance UID in the data set
@@ -76,9 +77,9 @@ EXPECTED: dict[str, tuple[str, str | None]] = {
     "pydicom/MR_small_RLE.dcm": ("deidentified", None),
 }
 
-#: Must never be released, whatever the reason given (the reason is not yet the right one).
+#: Must never be released, whatever the reason given.
 MUST_BE_REJECTED = {
-    # cut short inside the pixel data: pydicom returns an empty data set; TRUNCATED is right
+    # cut short inside the pixel data: pydicom returns an empty data set
     "pydicom-data/emri_small_jpeg_2k_lossless_too_short.dcm",
 }
 
@@ -92,6 +93,7 @@ class CorpusRun:
     records: list[dict[str, object]]
     hashes_before: dict[str, str]
     hashes_after: dict[str, str]
+    policy: Path
 
     def by_input(self) -> dict[str, dict[str, object]]:
         return {str(r["input"]): r for r in self.records}
@@ -125,12 +127,16 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> CorpusRun:
     work = tmp_path_factory.mktemp("corpus-run")
     key = write_key_file(work / "site.key", KEY)
     out = work / "out"
+    # The attribute engine over every file: upload, with the pixel gate off (it is tested by
+    # test_burned_in_text_is_never_released below, over a run of plain upload).
+    policy = work / "attributes.toml"
+    policy.write_text('extends = "upload"\nclean_pixel_data = "never"\n', encoding="utf-8")
     before = _hashes(CORPUS)
-    code, stdout, stderr = _cli("run", CORPUS, out, "--policy", "upload", "--key-file", key)
+    code, stdout, stderr = _cli("run", CORPUS, out, "--policy", policy, "--key-file", key)
     after = _hashes(CORPUS)
     text = (out / "audit.jsonl").read_text(encoding="utf-8")
     records = [json.loads(line) for line in text.splitlines()]
-    return CorpusRun(code, stdout, stderr, out, records, before, after)
+    return CorpusRun(code, stdout, stderr, out, records, before, after, policy)
 
 
 def _dicom_files() -> list[str]:
@@ -229,24 +235,27 @@ def test_outcomes_checked_by_hand(corpus, corpus_run) -> None:
     assert records[same[0]]["output"] == records[same[1]]["output"]
 
 
-@pytest.mark.xfail(
-    reason="no burned-in gate or pixel pass yet: burned-in PHI is released as is",
-    raises=AssertionError,
-)
-def test_burned_in_phi_is_never_released_untouched(corpus, corpus_run) -> None:
+#: Burned-in text that nothing in the header betrays: a CT localizer (ORIGINAL\\PRIMARY) with
+#: synthetic text stamped in by its publisher. Only a pixel pre-screen can catch it; deid has
+#: none yet, so under plain "upload" this one is released (the known gap, asserted exactly).
+NEEDS_PIXEL_SCREEN = {"presidio/2_ORIGINAL.dcm"}
+
+
+def test_burned_in_text_is_never_released(corpus, tmp_path) -> None:
     truth = json.loads((CORPUS / "burned_in_truth.json").read_text(encoding="utf-8"))
-    leaked = []
-    for name, boxes in sorted(truth.items()):
-        record = corpus_run.by_input().get(name)
-        if not any(box.get("phi") for box in boxes) or record is None:
-            continue
-        if record["outcome"] != "deidentified":
-            continue
-        before = _read(CORPUS / name).get("PixelData")
-        after = _read(corpus_run.out / str(record["output"])).get("PixelData")
-        if before is not None and before == after:
-            leaked.append(name)
-    assert leaked == []
+    key = write_key_file(tmp_path / "site.key", KEY)
+    out = tmp_path / "out"
+    _cli("run", CORPUS, out, "--policy", "upload", "--key-file", key)
+    records = {
+        r["input"]: r
+        for r in map(json.loads, (out / "audit.jsonl").read_text(encoding="utf-8").splitlines())
+    }
+    with_phi = {name for name, boxes in truth.items() if any(b.get("phi") for b in boxes)}
+    released = {name for name in with_phi if records[name]["outcome"] == "deidentified"}
+    assert released == NEEDS_PIXEL_SCREEN
+    for name in with_phi - released:
+        reason = records[name]["reason"]
+        assert reason in ("BURNED_IN_TEXT", "DUPLICATE_INSTANCE", "NOT_DICOM"), name
 
 
 # -- deid explain over every DICOM file -----------------------------------------------------
@@ -254,7 +263,7 @@ def test_burned_in_phi_is_never_released_untouched(corpus, corpus_run) -> None:
 
 @pytest.mark.parametrize("name", _dicom_files())
 def test_explain_never_raises(corpus, corpus_run, name) -> None:
-    code, stdout, stderr = _cli("explain", corpus / name, "--policy", "upload")
+    code, stdout, stderr = _cli("explain", corpus / name, "--policy", corpus_run.policy)
     assert "Traceback" not in stderr
     assert code in (0, 1), stderr
     record = corpus_run.by_input()[name]

@@ -113,6 +113,7 @@ options = ["retain_safe_private", "clean-descriptors", "Retain Device Identity"]
 pseudonymize = ["PatientID", "(0010,0010)"]
 keep = ["BodyPartExamined", "(0018,0015)", "StationName"]
 date_shift_days = [-30, 30]
+clean_pixel_data = "never"
 
 [overrides]
 "(0008,1030)" = "X"
@@ -148,6 +149,7 @@ def test_full_policy_file(tmp_path: Path) -> None:
         },
         "pseudonymize": ["PatientID", "PatientName"],
         "date_shift_days": [-30, 30],
+        "clean_pixel_data": "never",
     }
     assert load_policy(str(path)) == policy
 
@@ -343,3 +345,12 @@ def test_policy_is_immutable() -> None:
     with pytest.raises(TypeError):
         policy.overrides[0x00100010] = ActionCode.K  # type: ignore[index]
     assert load_policy(policy) is policy
+
+
+@pytest.mark.parametrize("value", ["sometimes", 1, ["auto"]], ids=["word", "number", "list"])
+def test_clean_pixel_data_must_be_a_mode(tmp_path: Path, value: object) -> None:
+    text = f"clean_pixel_data = {value!r}".replace("'", '"')
+    path = write(tmp_path, "bad.toml", text)
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    assert str(info.value).startswith(f"{path}: clean_pixel_data: ")

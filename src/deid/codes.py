@@ -106,6 +106,19 @@ class AttributeType(str, Enum):
         return {"1": 3, "1C": 3, "2": 2, "2C": 2, "3": 1}[self.value]
 
 
+class PixelMode(str, Enum):
+    """When the pixel data must be cleaned of burned-in text (policy ``clean_pixel_data``).
+
+    ``auto``: objects at risk (Burned In Annotation YES, modalities and SOP classes that
+    usually carry text, secondary captures); ``always``: every object with pixel data;
+    ``never``: pixel data is released as it is (the caller has checked it).
+    """
+
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
 class RejectReason(str, Enum):
     """Why an object was not released. Values are stable codes for audits and exit paths."""
 
@@ -118,6 +131,7 @@ class RejectReason(str, Enum):
     RESIDUAL_PHI = "RESIDUAL_PHI"
     WRITE_FAILED = "WRITE_FAILED"
     DUPLICATE_INSTANCE = "DUPLICATE_INSTANCE"
+    BURNED_IN_TEXT = "BURNED_IN_TEXT"
 
 
 class Outcome(str, Enum):

@@ -16,7 +16,12 @@ from typing import Any
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import dcmwrite, write_data_element, write_file_meta_info
+from pydicom.filewriter import (
+    correct_ambiguous_vr_element,
+    dcmwrite,
+    write_data_element,
+    write_file_meta_info,
+)
 from pydicom.uid import UID, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 from deid.tags import stored
@@ -63,7 +68,10 @@ def _elements(ds: Dataset, implicit: bool) -> list[Any]:
                 if elem.length == _UNDEFINED:
                     out.append(_SEQUENCE_DELIMITER)
                 continue
-        write_data_element(writer, ds[tag], encodings)
+        elem = ds[tag]
+        if elem.VR and " or " in elem.VR:  # built in code (e.g. "OB or OW"): settle it first
+            elem = correct_ambiguous_vr_element(elem, ds, True)
+        write_data_element(writer, elem, encodings)
     if writer.tell():
         out.append(writer.getvalue())
     return out

@@ -22,8 +22,8 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence
-from pydicom.uid import MediaStorageDirectoryStorage
 
+from deid import gates
 from deid.actions import ApplyContext, apply_plan
 from deid.audit import AuditRecord
 from deid.codes import ActionCode, Outcome, ProfileOption, RejectReason
@@ -87,8 +87,8 @@ class Deidentifier:
     # -- public API -------------------------------------------------------------------
 
     def plan(self, ds: Dataset) -> Plan:
-        """The plan for ``ds`` (nothing is changed)."""
-        _gate(ds)
+        """The plan for ``ds`` (nothing is changed; the pixel gate is not applied)."""
+        gates.check_structure(ds)
         return _guard("plan", lambda: build_plan(ds, self.policy))
 
     def deidentify(self, ds: Dataset) -> DeidResult:
@@ -118,7 +118,7 @@ class Deidentifier:
     def _run(self, ds: Dataset) -> DeidResult:
         stage = "gate"
         try:
-            _gate(ds)
+            gates.check(ds, self.policy)
             stage = "collect"
             identifiers = collect(ds)
             stage = "plan"
@@ -202,33 +202,6 @@ def _guard(stage: str, func: Callable[[], _T]) -> _T:
         logger.debug("stage %s failed: %s", stage, type(exc).__name__)
         detail = f"{stage} failed ({type(exc).__name__})"
         raise RejectedError(RejectReason.INVALID_DATASET, detail) from None
-
-
-def _gate(ds: Dataset) -> None:
-    """Fail-closed checks before anything is decided."""
-    try:
-        sop_class = str(ds.get("SOPClassUID", "") or "").strip()
-        sop_instance = str(ds.get("SOPInstanceUID", "") or "").strip()
-    except Exception:
-        raise RejectedError(
-            RejectReason.INVALID_DATASET, "SOP Class or Instance UID unreadable"
-        ) from None
-    meta = getattr(ds, "file_meta", None)
-    meta_class = str(meta.get("MediaStorageSOPClassUID", "") or "") if meta is not None else ""
-    if MediaStorageDirectoryStorage in (sop_class, meta_class.strip()):
-        raise RejectedError(
-            RejectReason.UNSUPPORTED_SOP_CLASS,
-            "DICOMDIR: its file references would not match de-identified outputs",
-        )
-    if not sop_class or not sop_instance:
-        raise RejectedError(
-            RejectReason.MISSING_UID, "SOP Class UID and SOP Instance UID are required"
-        )
-    if not transfer_syntax(ds).is_transfer_syntax:
-        raise RejectedError(
-            RejectReason.UNSUPPORTED_TRANSFER_SYNTAX,
-            "transfer syntax unknown to the DICOM library: cannot be written",
-        )
 
 
 def _for_verification(identifiers: Identifiers, policy: Policy) -> Identifiers:

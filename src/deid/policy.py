@@ -9,6 +9,7 @@ A policy is a TOML file validated on load::
     pseudonymize = ["PatientID", "PatientName"]   # Z/D on these gives a keyed pseudonym
     keep = ["BodyPartExamined", "(0018,0015)"]    # shorthand for overrides = K
     date_shift_days = [-3650, -1]               # Retain Longitudinal Modified Dates range
+    clean_pixel_data = "auto"                   # auto | always | never (burned-in text)
 
     [overrides]                                 # keyword or tag = a simple action code
     "(0008,1030)" = "X"
@@ -32,7 +33,7 @@ from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
-from deid.codes import ActionCode, ProfileOption
+from deid.codes import ActionCode, PixelMode, ProfileOption
 from deid.errors import PolicyError
 from deid.tags import format_tag, parse_tag
 
@@ -49,6 +50,7 @@ _KEYS = frozenset(
         "keep",
         "overrides",
         "date_shift_days",
+        "clean_pixel_data",
     }
 )
 DEFAULT_DATE_SHIFT = (-3650, -1)
@@ -68,12 +70,17 @@ class Policy:
         Attributes that get a keyed pseudonym where the profile empties or dummies them.
     date_shift_days : (low, high)
         Range of the per-patient shift for Retain Longitudinal Modified Dates (never 0).
+    clean_pixel_data : PixelMode or str
+        Which objects need their pixel data cleaned of burned-in text. Until deid has a pixel
+        pass, such objects are rejected (``BURNED_IN_TEXT``); ``never`` releases pixel data
+        as it is.
     """
 
     options: frozenset[ProfileOption] = frozenset()
     overrides: Mapping[int, ActionCode] = field(default_factory=lambda: MappingProxyType({}))
     pseudonymize: frozenset[int] = frozenset()
     date_shift_days: tuple[int, int] = DEFAULT_DATE_SHIFT
+    clean_pixel_data: PixelMode = PixelMode.AUTO
     name: str = "custom"
     description: str = ""
     source: str = "<code>"
@@ -102,6 +109,13 @@ class Policy:
                 key="date_shift_days",
             )
         object.__setattr__(self, "date_shift_days", (int(low_high[0]), int(low_high[1])))
+        try:
+            mode = PixelMode(self.clean_pixel_data)
+        except ValueError:
+            raise PolicyError(
+                "must be one of auto, always, never", source=self.source, key="clean_pixel_data"
+            ) from None
+        object.__setattr__(self, "clean_pixel_data", mode)
         if {
             ProfileOption.RETAIN_LONG_FULL_DATES,
             ProfileOption.RETAIN_LONG_MODIFIED_DATES,
@@ -127,6 +141,7 @@ class Policy:
             "overrides": {format_tag(t): a.value for t, a in sorted(self.overrides.items())},
             "pseudonymize": sorted(keyword_for_tag(t) or format_tag(t) for t in self.pseudonymize),
             "date_shift_days": list(self.date_shift_days),
+            "clean_pixel_data": self.clean_pixel_data.value,
         }
 
 
@@ -230,11 +245,15 @@ def policy_from_mapping(
     pseudo = [*base.pseudonymize, *_as_list(data.get("pseudonymize", []), source, "pseudonymize")]
     shift = data.get("date_shift_days", list(base.date_shift_days))
     shift = tuple(_as_list(shift, source, "date_shift_days"))
+    pixels = data.get("clean_pixel_data", base.clean_pixel_data)
+    if not isinstance(pixels, str):
+        raise PolicyError("must be a string", source=source, key="clean_pixel_data")
     return Policy(
         options=frozenset(options),
         overrides=overrides,
         pseudonymize=frozenset(pseudo),
         date_shift_days=shift,
+        clean_pixel_data=pixels,  # type: ignore[arg-type]
         name=name,
         description=description,
         source=source,

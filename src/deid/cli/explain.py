@@ -1,7 +1,8 @@
 """``deid explain FILE``: print every decision (location, keyword, VR, action, why), no values.
 
 One line per decision, tab-separated, after a ``#`` header and a column line; a ``#`` summary
-ends the output. Exit 0 when a plan was made, 1 when the object is rejected before planning.
+ends the output. Exit 0 when a plan was made, 1 when the object is rejected before planning
+or would be rejected by the pixel gate (the plan is printed all the same).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from deid.cli._common import EXIT_OK, EXIT_REJECTED, UsageError, say
 from deid.engine import Deidentifier, read_dataset
 from deid.errors import RejectedError
+from deid.gates import burned_in_risk
 from deid.keys import Pseudonymizer
 from deid.policy import load_policy
 
@@ -37,7 +39,8 @@ def handle(args: argparse.Namespace) -> int:
     # Planning never uses the key; a throwaway one lets us use the engine's gates and guards.
     engine = Deidentifier(policy, Pseudonymizer.generate())
     try:
-        plan = engine.plan(read_dataset(data))
+        ds = read_dataset(data)
+        plan = engine.plan(ds)
     except RejectedError as exc:
         say(f"{path}: rejected {exc}")
         return EXIT_REJECTED
@@ -46,4 +49,10 @@ def handle(args: argparse.Namespace) -> int:
         out.write(line + "\n")
     counts = ", ".join(f"{k} {v}" for k, v in plan.counts().items())
     out.write(f"# {len(plan.decisions)} decisions: {counts}\n")
+    risk = burned_in_risk(ds, policy.clean_pixel_data)
+    if risk:
+        say(
+            f"{path}: would be rejected BURNED_IN_TEXT: pixel data may carry burned-in text ({risk})"
+        )
+        return EXIT_REJECTED
     return EXIT_OK

@@ -1,0 +1,94 @@
+"""Fail-closed checks made before anything is decided; each failure is a RejectReason.
+
+- DICOMDIR (its file references would not match de-identified outputs): UNSUPPORTED_SOP_CLASS
+- no SOP Class or SOP Instance UID: MISSING_UID
+- a transfer syntax the DICOM library cannot write: UNSUPPORTED_TRANSFER_SYNTAX
+- pixel data that may carry burned-in text, under a policy whose ``clean_pixel_data`` is not
+  ``never``: BURNED_IN_TEXT (deid has no pixel pass yet; it never releases such pixels)
+"""
+
+from __future__ import annotations
+
+from pydicom.dataset import Dataset
+from pydicom.uid import UID, MediaStorageDirectoryStorage
+
+from deid.codes import PixelMode, RejectReason
+from deid.errors import RejectedError
+from deid.markers import transfer_syntax
+from deid.policy import Policy
+
+#: Modalities whose images usually carry burned-in text (annotations, screens, banners).
+RISKY_MODALITIES = frozenset(
+    {"US", "IVUS", "SC", "XA", "RF", "DX", "CR", "MG", "IO", "PX", "OT", "ES", "XC", "GM", "OP"}
+)
+#: Storage SOP Classes made of captured screens or ultrasound frames, whatever the modality.
+RISKY_SOP_CLASS_PREFIXES = (
+    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture (and its multi-frame variants)
+    "1.2.840.10008.5.1.4.1.1.6.",  # Ultrasound (retired and current)
+    "1.2.840.10008.5.1.4.1.1.3.",  # Ultrasound Multi-frame
+    "1.2.840.10008.5.1.4.1.1.12.",  # X-Ray Angiographic / Radio Fluoroscopic
+    "1.2.840.10008.5.1.4.1.1.77.1.",  # VL images (endoscopic, photographic, ...)
+)
+_PIXELS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+
+
+def check(ds: Dataset, policy: Policy) -> None:
+    """Raise :class:`RejectedError` if ``ds`` must not be processed under ``policy``."""
+    check_structure(ds)
+    risk = burned_in_risk(ds, policy.clean_pixel_data)
+    if risk:
+        raise RejectedError(
+            RejectReason.BURNED_IN_TEXT,
+            f"pixel data may carry burned-in text ({risk}) and deid has no pixel pass yet",
+        )
+
+
+def check_structure(ds: Dataset) -> None:
+    """The checks that do not depend on the policy: what can be planned at all."""
+    try:
+        sop_class = str(ds.get("SOPClassUID", "") or "").strip()
+        sop_instance = str(ds.get("SOPInstanceUID", "") or "").strip()
+    except Exception:
+        raise RejectedError(
+            RejectReason.INVALID_DATASET, "SOP Class or Instance UID unreadable"
+        ) from None
+    meta = getattr(ds, "file_meta", None)
+    meta_class = str(meta.get("MediaStorageSOPClassUID", "") or "") if meta is not None else ""
+    if MediaStorageDirectoryStorage in (sop_class, meta_class.strip()):
+        raise RejectedError(
+            RejectReason.UNSUPPORTED_SOP_CLASS,
+            "DICOMDIR: its file references would not match de-identified outputs",
+        )
+    if not sop_class or not sop_instance:
+        raise RejectedError(
+            RejectReason.MISSING_UID, "SOP Class UID and SOP Instance UID are required"
+        )
+    if not UID(transfer_syntax(ds)).is_transfer_syntax:
+        raise RejectedError(
+            RejectReason.UNSUPPORTED_TRANSFER_SYNTAX,
+            "transfer syntax unknown to the DICOM library: cannot be written",
+        )
+
+
+def burned_in_risk(ds: Dataset, mode: PixelMode) -> str:
+    """Why the pixel data may hold burned-in text under ``mode``; '' when it need not be cleaned.
+
+    The reason names attributes and defined terms only, never a value of the patient's.
+    """
+    if mode is PixelMode.NEVER or not any(tag in ds for tag in _PIXELS):
+        return ""
+    if mode is PixelMode.ALWAYS:
+        return "clean_pixel_data = always"
+    if str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES":
+        return "Burned In Annotation YES"
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    if modality in RISKY_MODALITIES:
+        return f"modality {modality}" if modality.isalpha() and len(modality) <= 4 else "modality"
+    sop_class = str(ds.get("SOPClassUID", "") or "").strip()
+    if sop_class.startswith(RISKY_SOP_CLASS_PREFIXES):
+        return "a SOP Class of captured or annotated images"
+    image_type = ds.get("ImageType") or []
+    values = [image_type] if isinstance(image_type, str) else [str(v) for v in image_type]
+    if any(v.strip().upper() == "SECONDARY" for v in values[1:2]):
+        return "Image Type SECONDARY (a derived or captured image)"
+    return ""
