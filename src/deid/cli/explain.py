@@ -51,8 +51,6 @@ def handle(args: argparse.Namespace) -> int:
     out.write(f"# {len(plan.decisions)} decisions: {counts}\n")
     risk = burned_in_risk(ds, policy.clean_pixel_data)
     if risk:
-        say(
-            f"{path}: would be rejected BURNED_IN_TEXT: pixel data may carry burned-in text ({risk})"
-        )
+        say(f"{path}: would be rejected BURNED_IN_TEXT: burned-in text possible ({risk})")
         return EXIT_REJECTED
     return EXIT_OK
