@@ -33,7 +33,7 @@ from deid.errors import DeidError, PolicyError, RejectedError
 from deid.identifiers import Category, Identifiers, collect
 from deid.keys import Pseudonymizer
 from deid.markers import add_markers, new_file_meta, transfer_syntax
-from deid.plan import Plan, build_plan
+from deid.plan import Plan, PlanCache, build_plan
 from deid.policy import Policy, load_policy
 from deid.tags import stored
 from deid.verify import verify
@@ -80,6 +80,9 @@ class Deidentifier:
             raise PolicyError("a key is required (Pseudonymizer or 32 bytes)", source="<key>")
         self.pseudonymizer = key if isinstance(key, Pseudonymizer) else Pseudonymizer(key)
         self.verify = verify
+        # Value-free decisions per SOP Class (see build_plan); only ever added to, each
+        # entry computed from the policy alone, so sharing it between threads is safe.
+        self._plan_cache: dict[str, PlanCache] = {}
 
     def __repr__(self) -> str:
         return f"Deidentifier(policy={self.policy.name!r}, key={self.pseudonymizer.fingerprint!r})"
@@ -122,7 +125,7 @@ class Deidentifier:
             stage = "collect"
             identifiers = collect(ds)
             stage = "plan"
-            plan = build_plan(ds, self.policy)
+            plan = build_plan(ds, self.policy, self._plan_cache)
             stage = "apply"
             apply_plan(ds, plan, self._context(ds, identifiers))
             stage = "mark"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
@@ -160,8 +161,9 @@ class _Site:
 
 
 class _Planner:
-    def __init__(self, policy: Policy, sop_class_uid: str, top: Dataset) -> None:
+    def __init__(self, policy: Policy, sop_class_uid: str, top: Dataset, cache: PlanCache) -> None:
         self.policy = policy
+        self.cache = cache
         self.options = policy.options
         self.sop_class_uid = sop_class_uid
         self.table = confidentiality_table()
@@ -266,6 +268,30 @@ class _Planner:
     # -- public elements ----------------------------------------------------------------
 
     def _public(self, site: _Site, ctx: _Context) -> None:
+        """Decide a public element; decisions that need no value are remembered per place."""
+        if site.vr in ("SQ", "UI"):
+            self._public_decide(site, ctx)
+            return
+        key = (site.tags, site.tag, site.vr, ctx)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.out.append(Decision(site.path, site.tag, site.keyword, site.vr, *cached))
+            return
+        start = len(self.out)
+        self._public_decide(site, ctx)
+        if len(self.out) == start + 1 and len(self.cache) < _CACHE_LIMIT:
+            d = self.out[start]
+            self.cache[key] = (
+                d.action,
+                d.code,
+                d.rule,
+                d.reason,
+                d.attribute_type,
+                d.option,
+                d.pseudonym,
+            )
+
+    def _public_decide(self, site: _Site, ctx: _Context) -> None:
         group, element = site.tag >> 16, site.tag & 0xFFFF
         if element == 0 or group in (0x0002, 0x0004):
             reason = _STRUCTURE.get(group, "group length: removed")
@@ -528,11 +554,21 @@ def _row_reason(row: ProfileRow, code: ActionCode, option: ProfileOption | None)
     return f"E.1-1 row {row.line} {row.tag} {row.name}: {source} {code.value}"
 
 
-def build_plan(ds: Dataset, policy: Policy) -> Plan:
-    """Plan the de-identification of ``ds`` under ``policy``; ``ds`` is not changed."""
+#: Decisions that depend only on place, tag, VR and context, for one policy and SOP Class.
+PlanCache = dict[tuple[object, ...], tuple[Any, ...]]
+_CACHE_LIMIT = 100_000
+
+
+def build_plan(ds: Dataset, policy: Policy, cache: dict[str, PlanCache] | None = None) -> Plan:
+    """Plan the de-identification of ``ds`` under ``policy``; ``ds`` is not changed.
+
+    ``cache`` (one per policy, e.g. a :class:`deid.Deidentifier`'s) remembers, per SOP Class,
+    the decisions that need no value, so a series plans its second object much faster.
+    """
     sop_class_uid = str(ds.get("SOPClassUID", "") or "").strip()
     sop = sop_classes().get(sop_class_uid)
-    planner = _Planner(policy, sop_class_uid, ds)
+    per_class: PlanCache = {} if cache is None else cache.setdefault(sop_class_uid, {})
+    planner = _Planner(policy, sop_class_uid, ds, per_class)
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         planner.plan_file_meta(meta)
