@@ -68,7 +68,8 @@ def _show(before: Dataset, after: Dataset) -> None:
     keywords = sorted(
         {e.keyword for e in before if e.keyword} | {e.keyword for e in after if e.keyword}
     )
-    print(f"{'attribute':32} {'before':40} after")
+    width = max(len(k) for k in keywords) + 1
+    print(f"{'attribute':{width}} {'before':40} after")
     for keyword in keywords:
         if keyword == "PixelData":
             continue
@@ -77,10 +78,10 @@ def _show(before: Dataset, after: Dataset) -> None:
         old_text = "-" if old is None else _short(old)
         new_text = "(removed)" if new is None else _short(new)
         if old_text != new_text:
-            print(f"{keyword:32} {old_text:40} {new_text}")
+            print(f"{keyword:{width}} {old_text:40} {new_text}")
     private_before = sum(1 for e in before if e.tag.is_private)
     private_after = sum(1 for e in after if e.tag.is_private)
-    print(f"{'private elements':32} {private_before:<40} {private_after}")
+    print(f"{'private elements':{width}} {private_before:<40} {private_after}")
 
 
 def _short(value: object) -> str:
