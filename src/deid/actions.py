@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -18,6 +19,17 @@ from deid.codes import ActionCode
 from deid.descriptors import Scrubber, scrub_value
 from deid.keys import Pseudonymizer
 from deid.plan import ITEM_TAG, Decision, Plan, Rule, Step, is_well_known_uid
+from deid.tags import stored
+from deid.values import (
+    TEXT_VRS,
+    encode_values,
+    fast_reading,
+    level_codec,
+    raw_element,
+    raw_vr,
+    read_values,
+    value_of,
+)
 
 DUMMY_TEXT = "ANONYMIZED"
 _DUMMY_BY_VR: dict[str, object] = {
@@ -85,6 +97,11 @@ class ApplyContext:
     _scrubber: Scrubber | None = None
 
     @property
+    def built_scrubber(self) -> Scrubber | None:
+        """The scrubber if applying needed one (``None``: not built)."""
+        return self._scrubber
+
+    @property
     def scrubber(self) -> Scrubber:
         if self._scrubber is None:
             self._scrubber = self.scrubber_factory()
@@ -92,9 +109,14 @@ class ApplyContext:
 
 
 def apply_plan(ds: Dataset, plan: Plan, ctx: ApplyContext) -> None:
-    """Carry out every decision of ``plan`` on ``ds`` (in place); file meta is left alone."""
+    """Carry out every decision of ``plan`` on ``ds`` (in place); file meta is left alone.
+
+    Text values still raw are read and written back raw (see :mod:`deid.values`), with the
+    bytes pydicom would write; everything else goes through pydicom's elements.
+    """
     containers: dict[tuple[Step, ...], Dataset | None] = {(): ds}
     removed_items: list[tuple[tuple[Step, ...], int, int]] = []
+    codecs: dict[int, str | None] | None = {} if _fast_apply(plan) else None
     for decision in plan.decisions:
         if decision.in_file_meta or decision.action is ActionCode.K:
             continue
@@ -106,9 +128,16 @@ def apply_plan(ds: Dataset, plan: Plan, ctx: ApplyContext) -> None:
         container = _container(ds, decision.path, containers)
         if container is None:
             continue
-        if decision.tag not in container:
+        held = stored(container, decision.tag)
+        if held is None:
             if decision.rule is Rule.DERIVED:
                 _derive(container, decision, ctx)
+            continue
+        if (
+            codecs is not None
+            and isinstance(held, RawDataElement)
+            and _apply_raw(container, held, decision, ctx, codecs)
+        ):
             continue
         _apply_one(container, decision, ctx)
     # Remove items deepest first and from the end, so earlier indices stay valid.
@@ -120,6 +149,57 @@ def apply_plan(ds: Dataset, plan: Plan, ctx: ApplyContext) -> None:
             sequence = container[seq_tag].value
             if sequence is not None and index < len(sequence):
                 del sequence[index]
+
+
+def _fast_apply(plan: Plan) -> bool:
+    """Raw values may be written back raw: pydicom at its defaults, the character set kept."""
+    if not fast_reading():
+        return False
+    return all(d.tag != _CHARSET or d.action is ActionCode.K for d in plan.decisions if not d.path)
+
+
+_CHARSET = 0x00080005
+
+
+def _apply_raw(
+    container: Dataset,
+    held: RawDataElement,
+    decision: Decision,
+    ctx: ApplyContext,
+    codecs: dict[int, str | None],
+) -> bool:
+    """Apply a decision to a raw text value without pydicom; False when pydicom must do it."""
+    vr = decision.vr
+    if decision.action is ActionCode.X or vr not in TEXT_VRS or raw_vr(held) != vr:
+        return False
+    key = id(container)
+    if key not in codecs:
+        codecs[key] = level_codec(container)
+    codec = codecs[key]
+    values = read_values(held, vr, codec) if codec is not None else None
+    if values is None:
+        return False
+    new = _new_value(decision, value_of(values), ctx)
+    data = encode_values(new, vr, str(codec))
+    if data is None:
+        return False
+    if data != held.value:
+        container[held.tag] = raw_element(held, vr, data)
+    return True
+
+
+def _new_value(decision: Decision, value: object, ctx: ApplyContext) -> object:
+    """The value a Z, D, U or C decision gives a text element holding ``value``."""
+    action = decision.action
+    if decision.pseudonym:
+        return _map_values(value, lambda v: pseudonym(decision, v, ctx))
+    if action is ActionCode.Z:
+        return None
+    if action is ActionCode.D:
+        return _dummy(decision, value, ctx)
+    if action is ActionCode.U:
+        return _map_values(value, lambda v: _remap_uid(v, ctx))
+    return _clean(decision, value, ctx)
 
 
 def _container(

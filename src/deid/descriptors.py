@@ -499,15 +499,17 @@ class Scrubber:
 
     def __init__(self, identifiers: Identifiers, *, replacement: str = "***") -> None:
         self.replacement = replacement
-        keys = identifier_keys(identifiers.items)
+        #: What it was built from, for :mod:`deid.verify` to reuse (same items: same keys).
+        self.items = identifiers.items
+        self.keys = identifier_keys(identifiers.items)
         dates = (item.value for item in identifiers.items if item.category is Category.DATE)
-        self._matcher = WordMatcher(keys, dates, TEXT)
+        self.matcher = WordMatcher(self.keys, dates, TEXT)
 
     def spans(self, text: str) -> list[Span]:
         """``(start, end, category)`` of every identifier in ``text``, by start (no values)."""
-        if not self._matcher or not text:
+        if not self.matcher or not text:
             return []
-        return self._matcher.spans(lower_same_length(text))
+        return self.matcher.spans(lower_same_length(text))
 
     def finds(self, text: str) -> tuple[Category, ...]:
         """The categories of the identifiers found in ``text``, in :class:`Category` order.
@@ -523,7 +525,7 @@ class Scrubber:
         if not text:
             return text
         low = lower_same_length(text)
-        spans = [(start, end) for start, end, _ in self._matcher.spans(low)]
+        spans = [(start, end) for start, end, _ in self.matcher.spans(low)]
         spans.extend(_contact_spans(low))
         if not spans:
             return text
@@ -537,7 +539,7 @@ class Scrubber:
         return "".join(pieces)
 
     def __bool__(self) -> bool:
-        return bool(self._matcher)
+        return bool(self.matcher)
 
     def __repr__(self) -> str:
         return "Scrubber(...)"

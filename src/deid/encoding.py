@@ -2,9 +2,10 @@
 
 Elements the plan kept at the top level are still the raw bytes pydicom read: they are written
 back byte for byte behind a header built here, so kept values are bit-identical and cost no
-decoding or re-encoding; the pixel data value is copied once. Changed elements and sequences
-go through pydicom's own element writer. Big endian and deflated transfer syntaxes are written
-by :func:`pydicom.dcmwrite` as a whole.
+decoding or re-encoding; the pixel data value is copied once. Sequences whose items hold only
+raw elements (and text values :mod:`deid.values` encodes) are written here the way pydicom's
+writer writes them; anything else goes through pydicom's own element writer. Big endian and
+deflated transfer syntaxes are written by :func:`pydicom.dcmwrite` as a whole.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import io
 import struct
 from typing import Any
 
-from pydicom.dataelem import RawDataElement
+from pydicom.charset import convert_encodings
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import (
@@ -22,12 +24,17 @@ from pydicom.filewriter import (
     write_data_element,
     write_file_meta_info,
 )
+from pydicom.multival import MultiValue
 from pydicom.uid import UID, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-from deid.tags import stored
+from deid.values import CODECS, TEXT_VRS, encode_values, fast_reading
 
 #: Explicit VRs with a 4-byte length field (PS3.5 Table 7.1-1).
 LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+_CHARSET = 0x00080005
+_ITEM = b"\xfe\xff\x00\xe0"
+_ITEM_DELIMITER = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"
+_UNDEFINED_LENGTH = b"\xff\xff\xff\xff"
 _UNDEFINED = 0xFFFFFFFF
 _SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 _DEFLATED = "1.2.840.10008.1.2.1.99"
@@ -51,30 +58,147 @@ def encode(ds: Dataset) -> bytes:
 
 def _elements(ds: Dataset, implicit: bool) -> list[Any]:
     encodings = ds.get("SpecificCharacterSet", "iso8859") or "iso8859"
+    codec = _codec(encodings)
     out: list[Any] = []
     writer = _writer(implicit)
-    for tag in sorted(ds.keys()):
+    for tag, elem in sorted(ds.items(), key=_tag_order):
         if tag.element == 0 and tag.group > 6:
             continue  # retired group lengths are not written (PS3.5 7.2)
-        elem = stored(ds, tag)
+        chunks: list[bytes] | None = None
         if isinstance(elem, RawDataElement) and bool(elem.is_implicit_VR) == implicit:
             header = raw_header(elem, implicit) if elem.is_little_endian else None
             if header is not None:
-                if writer.tell():
-                    out.append(writer.getvalue())
-                    writer = _writer(implicit)
-                out.append(header)
-                out.append(elem.value or b"")
+                chunks = [header, elem.value or b""]
                 if elem.length == _UNDEFINED:
-                    out.append(_SEQUENCE_DELIMITER)
-                continue
-        elem = ds[tag]
-        if elem.VR and " or " in elem.VR:  # built in code (e.g. "OB or OW"): settle it first
-            elem = correct_ambiguous_vr_element(elem, ds, True)
-        write_data_element(writer, elem, encodings)
+                    chunks.append(_SEQUENCE_DELIMITER)
+        elif isinstance(elem, DataElement) and elem.VR == "SQ":
+            chunks = sequence_bytes(elem, implicit, codec)
+        elif isinstance(elem, DataElement):
+            data = _text_bytes(elem, codec)
+            if data is not None:
+                chunks = [_header(tag, str(elem.VR), len(data), implicit), data]
+        if chunks is not None:
+            if writer.tell():
+                out.append(writer.getvalue())
+                writer = _writer(implicit)
+            out.extend(chunks)
+            continue
+        decoded: DataElement | RawDataElement = ds[tag]
+        if decoded.VR and " or " in decoded.VR:  # built in code (e.g. "OB or OW"): settle it
+            decoded = correct_ambiguous_vr_element(decoded, ds, True)
+        write_data_element(writer, decoded, encodings)
     if writer.tell():
         out.append(writer.getvalue())
     return out
+
+
+def _tag_order(item: tuple[int, object]) -> int:
+    return int(item[0])
+
+
+def _codec(encodings: object) -> str | None:
+    """The one codec pydicom's writer encodes text with, when :mod:`deid.values` handles it."""
+    try:
+        converted = convert_encodings(encodings)  # type: ignore[arg-type]
+    except Exception:
+        return None
+    return converted[0] if len(converted) == 1 and converted[0] in CODECS else None
+
+
+def sequence_bytes(elem: DataElement, implicit: bool, codec: str | None) -> list[bytes] | None:
+    """A sequence element as pydicom's writer writes it (little endian), without pydicom.
+
+    Items whose elements are all raw (or sequences of such, or text values
+    :func:`deid.values.encode_values` writes) are copied; anything else gives ``None`` and
+    pydicom writes the whole sequence.
+    """
+    parts: list[bytes] = []
+    for item in elem.value or ():
+        body = _item_body(item, implicit, codec)
+        if body is None:
+            return None
+        if getattr(item, "is_undefined_length_sequence_item", False):
+            parts += [_ITEM, _UNDEFINED_LENGTH, body, _ITEM_DELIMITER]
+        else:
+            parts += [_ITEM, struct.pack("<L", len(body)), body]
+    content = b"".join(parts)
+    undefined = bool(elem.is_undefined_length)
+    length = struct.pack("<L", _UNDEFINED if undefined else len(content))
+    tag = struct.pack("<HH", elem.tag >> 16, elem.tag & 0xFFFF)
+    header = tag + length if implicit else tag + b"SQ\x00\x00" + length
+    return [header, content, _SEQUENCE_DELIMITER] if undefined else [header, content]
+
+
+def _item_body(item: Dataset, implicit: bool, codec: str | None) -> bytes | None:
+    """The encoded elements of one sequence item, as pydicom's ``write_dataset`` writes them."""
+    if item.original_encoding != (implicit, True) or _CHARSET in item:
+        return None
+    try:
+        if item.original_character_set != item._character_set:
+            return None  # pydicom would decode and re-encode every element
+    except Exception:
+        return None
+    chunks: list[bytes] = []
+    for tag, elem in sorted(item.items(), key=_tag_order):
+        if tag.element == 0 and tag.group > 6:
+            continue
+        if isinstance(elem, RawDataElement):
+            header = _item_raw_header(elem, implicit)
+            if header is None:
+                return None
+            chunks += [header, elem.value or b""]
+            if elem.length == _UNDEFINED:
+                chunks.append(_SEQUENCE_DELIMITER)
+        elif elem.VR == "SQ":
+            nested = sequence_bytes(elem, implicit, codec)
+            if nested is None:
+                return None
+            chunks += nested
+        else:
+            data = _text_bytes(elem, codec)
+            if data is None:
+                return None
+            chunks += [_header(elem.tag, str(elem.VR), len(data), implicit), data]
+    return b"".join(chunks)
+
+
+def _text_bytes(elem: DataElement, codec: str | None) -> bytes | None:
+    """A decoded text element's value as pydicom writes it; ``None`` for anything else."""
+    vr = str(elem.VR)
+    if codec is None or vr not in TEXT_VRS or not fast_reading():
+        return None
+    value = elem.value
+    if isinstance(value, MultiValue):
+        value = list(value)
+    data = encode_values(value, vr, codec)
+    if data is None or (vr not in LONG_VRS and len(data) > 0xFFFF):
+        return None
+    return data
+
+
+def _item_raw_header(elem: RawDataElement, implicit: bool) -> bytes | None:
+    """pydicom's header for a raw element inside an item (values copied as they are)."""
+    if elem.value is None or elem.tag == 0x7FE00010 or not elem.is_little_endian:
+        return None
+    undefined = elem.length == _UNDEFINED
+    if implicit:
+        length = _UNDEFINED if undefined else len(elem.value)
+        return struct.pack("<HHL", elem.tag >> 16, elem.tag & 0xFFFF, length)
+    vr = elem.VR
+    if not vr or len(vr) != 2:
+        return None
+    if vr not in LONG_VRS and (undefined or len(elem.value) > 0xFFFF):
+        return None
+    return _header(elem.tag, vr, _UNDEFINED if undefined else len(elem.value), implicit)
+
+
+def _header(tag: int, vr: str, length: int, implicit: bool) -> bytes:
+    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
+    if implicit:
+        return head + struct.pack("<L", length)
+    if vr in LONG_VRS:
+        return head + vr.encode("ascii") + b"\x00\x00" + struct.pack("<L", length)
+    return head + vr.encode("ascii") + struct.pack("<H", length)
 
 
 def _writer(implicit: bool) -> DicomBytesIO:

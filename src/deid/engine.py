@@ -36,6 +36,7 @@ from deid.markers import add_markers, new_file_meta, transfer_syntax
 from deid.plan import Plan, PlanCache, build_plan
 from deid.policy import Policy, load_policy
 from deid.tags import stored
+from deid.values import get_value
 from deid.verify import verify
 
 logger = logging.getLogger("deid")
@@ -127,7 +128,8 @@ class Deidentifier:
             stage = "plan"
             plan = build_plan(ds, self.policy, self._plan_cache)
             stage = "apply"
-            apply_plan(ds, plan, self._context(ds, identifiers))
+            context = self._context(ds, identifiers)
+            apply_plan(ds, plan, context)
             stage = "mark"
             ts = transfer_syntax(ds)
             marked = add_markers(ds, self.policy)
@@ -146,14 +148,15 @@ class Deidentifier:
                     pixel_value=_pixel_value(ds),
                     ignore=marked,
                     shifted_dates=ProfileOption.RETAIN_LONG_MODIFIED_DATES in self.policy.options,
+                    scrubber=context.built_scrubber,
                 )
             stage = "audit"
             audit = AuditRecord(
                 outcome=Outcome.DEIDENTIFIED,
                 sop_class_uid=plan.sop_class_uid,
-                study_instance_uid=_str(ds.get("StudyInstanceUID")),
-                series_instance_uid=_str(ds.get("SeriesInstanceUID")),
-                sop_instance_uid=_str(ds.get("SOPInstanceUID")),
+                study_instance_uid=_str(get_value(ds, "StudyInstanceUID")),
+                series_instance_uid=_str(get_value(ds, "SeriesInstanceUID")),
+                sop_instance_uid=_str(get_value(ds, "SOPInstanceUID")),
                 policy=self.policy.name,
                 key_fingerprint=self.pseudonymizer.fingerprint,
                 actions=plan.counts(),
@@ -168,13 +171,13 @@ class Deidentifier:
         return DeidResult(ds, data, plan, audit)
 
     def _context(self, ds: Dataset, identifiers: Identifiers) -> ApplyContext:
-        patient_id = _str(ds.get("PatientID")) or ""
-        name = _str(ds.get("PatientName")) or ""
+        patient_id = _str(get_value(ds, "PatientID")) or ""
+        name = _str(get_value(ds, "PatientName")) or ""
         low, high = self.policy.date_shift_days
         shift = self.pseudonymizer.date_shift_days(patient_id or name, low, high)
         reference = ""
         for keyword in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"):
-            value = (_str(ds.get(keyword)) or "").strip()
+            value = (_str(get_value(ds, keyword)) or "").strip()
             if len(value) == 8 and value.isdigit():
                 reference = value
                 break
@@ -184,7 +187,7 @@ class Deidentifier:
             patient_name=name,
             shift_days=shift,
             scrubber_factory=lambda: Scrubber(identifiers),
-            birth_date=(_str(ds.get("PatientBirthDate")) or "").strip(),
+            birth_date=(_str(get_value(ds, "PatientBirthDate")) or "").strip(),
             reference_date=reference,
         )
 

@@ -16,6 +16,7 @@ from deid.codes import PixelMode, RejectReason
 from deid.errors import RejectedError
 from deid.markers import transfer_syntax
 from deid.policy import Policy
+from deid.values import get_value
 
 #: Modalities whose images usually carry burned-in text (annotations, screens, banners).
 RISKY_MODALITIES = frozenset(
@@ -46,8 +47,8 @@ def check(ds: Dataset, policy: Policy) -> None:
 def check_structure(ds: Dataset) -> None:
     """The checks that do not depend on the policy: what can be planned at all."""
     try:
-        sop_class = str(ds.get("SOPClassUID", "") or "").strip()
-        sop_instance = str(ds.get("SOPInstanceUID", "") or "").strip()
+        sop_class = str(get_value(ds, "SOPClassUID") or "").strip()
+        sop_instance = str(get_value(ds, "SOPInstanceUID") or "").strip()
     except Exception:
         raise RejectedError(
             RejectReason.INVALID_DATASET, "SOP Class or Instance UID unreadable"
@@ -79,12 +80,12 @@ def burned_in_risk(ds: Dataset, mode: PixelMode) -> str:
         return ""
     if mode is PixelMode.ALWAYS:
         return "clean_pixel_data = always"
-    if str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES":
+    if str(get_value(ds, "BurnedInAnnotation") or "").strip().upper() == "YES":
         return "Burned In Annotation YES"
-    modality = str(ds.get("Modality", "") or "").strip().upper()
+    modality = str(get_value(ds, "Modality") or "").strip().upper()
     if modality in RISKY_MODALITIES:
         return f"modality {modality}" if modality.isalpha() and len(modality) <= 4 else "modality"
-    sop_class = str(ds.get("SOPClassUID", "") or "").strip()
+    sop_class = str(get_value(ds, "SOPClassUID") or "").strip()
     if sop_class.startswith(RISKY_SOP_CLASS_PREFIXES):
         return "a SOP Class of captured or annotated images"
     image_type = ds.get("ImageType") or []

@@ -15,13 +15,14 @@ import datetime
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
-from deid.tags import element_vr, format_tag
+from deid.tags import element_keyword, format_tag, held_vr, keyword_of
+from deid.values import fast_reading, is_canonical, level_codec, raw_vr, read_values
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -212,6 +213,7 @@ class _Collector:
     """Accumulates identifiers without duplicates while walking a data set."""
 
     def __init__(self) -> None:
+        self.fast = fast_reading()
         self.items: list[Identifier] = []
         self._seen: set[tuple[Category, str]] = set()
         self._devices: list[set[str]] = []
@@ -232,15 +234,31 @@ class _Collector:
 
     def add(self, category: Category, value: str, source: str) -> None:
         text = value.strip(" \t\r\n\x00")
-        if not _long_enough(category, text):
+        if len(text) < _MIN_LENGTH:
             return
-        key = (category, _dedupe_key(text))
+        words = _dedupe_key(text)
+        if not _long_enough(category, text, words):
+            return
+        key = (category, words)
         if key not in self._seen:
             self._seen.add(key)
             self.items.append(Identifier(category, text, source))
 
     def walk(self, ds: Dataset, *, in_code_sequence: bool) -> None:
-        for elem in _elements(ds, in_code_sequence=in_code_sequence):
+        codec = level_codec(ds) if self.fast else None
+        for tag, held in _elements(ds, in_code_sequence=in_code_sequence):
+            try:
+                raw = held if codec is not None and isinstance(held, RawDataElement) else None
+                vr = raw_vr(raw) if raw is not None else None
+                if raw is not None and vr is not None and codec is not None:
+                    values = read_values(raw, vr, codec)
+                    if values is not None and is_canonical(raw, vr, values, codec):
+                        # What pydicom would decode, and write back unchanged: stays raw.
+                        self._visit_values(vr, element_keyword(tag), tag, values, in_code_sequence)
+                        continue
+                elem = ds[tag]
+            except Exception:  # pydicom raises on malformed values: skip them
+                continue
             try:
                 self._visit(elem, in_code_sequence=in_code_sequence)
             except Exception:  # malformed values are skipped, never reported with their value
@@ -248,31 +266,35 @@ class _Collector:
 
     def _visit(self, elem: DataElement, *, in_code_sequence: bool) -> None:
         vr = elem.VR
-        keyword = elem.keyword
-        source = keyword or format_tag(elem.tag)
         if vr == "SQ":
-            nested = keyword in _CODE_VALUE_SEQUENCES
+            nested = elem.keyword in _CODE_VALUE_SEQUENCES
             for item in elem.value or ():
                 self.walk(item, in_code_sequence=nested)
             return
+        self._visit_values(vr, elem.keyword, elem.tag, _values(elem), in_code_sequence)
+
+    def _visit_values(
+        self, vr: str, keyword: str, tag: int, values: list[Any], in_code_sequence: bool
+    ) -> None:
+        source = keyword or format_tag(tag)
         if vr == "PN":
-            for name in _values(elem):
+            for name in values:
                 self._add_person_name(name, source)
             return
         if vr in ("DA", "DT"):
-            for value in _values(elem):
+            for value in values:
                 self._add_date(value, source)
             return
         if keyword in _DEVICE_KEYWORDS:
             self._devices.extend(
-                set(_dedupe_key(value).split()) for value in _values(elem) if isinstance(value, str)
+                set(_dedupe_key(value).split()) for value in values if isinstance(value, str)
             )
             return
         category = _BY_KEYWORD.get(keyword)
         if category is None and in_code_sequence and keyword == "CodeValue":
             category = Category.ID
         if category is not None:
-            for value in _values(elem):
+            for value in values:
                 if isinstance(value, str):
                     self.add(category, value, source)
 
@@ -314,26 +336,25 @@ _WANTED_VRS = frozenset({"SQ", "PN", "DA", "DT"})
 _WANTED_KEYWORDS = frozenset(_BY_KEYWORD) | _DEVICE_KEYWORDS
 
 
-def _elements(ds: Dataset, *, in_code_sequence: bool = False) -> Iterator[DataElement]:
-    """Yield the elements of one level that can hold an identifier, sorted by tag.
+def _elements(
+    ds: Dataset, *, in_code_sequence: bool = False
+) -> Iterator[tuple[int, DataElement | RawDataElement]]:
+    """Yield ``(tag, element as stored)`` of one level's elements that can hold an
+    identifier, sorted by tag.
 
     Only those are decoded (names, dates, sequences and the listed keywords): the rest stay
-    raw bytes. Elements that cannot be read are skipped.
+    raw bytes.
     """
     try:
-        tags = sorted(ds.keys())
+        items = sorted((int(tag), elem) for tag, elem in ds.items())
     except Exception:
         return
-    for tag in tags:
-        keyword = keyword_for_tag(tag)
+    for tag, held in items:
+        keyword = keyword_of(tag)
         wanted = keyword in _WANTED_KEYWORDS or (in_code_sequence and keyword == "CodeValue")
-        if not wanted and element_vr(ds, tag) not in _WANTED_VRS:
+        if not wanted and held_vr(held, tag) not in _WANTED_VRS:
             continue
-        try:
-            elem = ds[tag]
-        except Exception:  # pydicom raises on malformed values: skip them
-            continue
-        yield elem
+        yield tag, held
 
 
 def _values(elem: DataElement) -> list[object]:
@@ -378,15 +399,20 @@ def _is_name_word(word: str) -> bool:
     return cleaned.casefold() not in _NEVER_NAME_PARTS
 
 
-def _long_enough(category: Category, text: str) -> bool:
+def _long_enough(category: Category, text: str, key: str | None = None) -> bool:
     """Skip empty, too short and placeholder values, IDs made only of zeros and generic
-    department names."""
-    alnum = [char for char in text if char.isalnum()]
-    if len(text) < _MIN_LENGTH or len(alnum) < _MIN_LENGTH:
+    department names (``key``: ``_dedupe_key(text)`` when known)."""
+    if len(text) < _MIN_LENGTH:
+        return False
+    if text.isascii():
+        alnum = text.encode("ascii").translate(None, _ASCII_NOT_ALNUM).decode("ascii")
+    else:
+        alnum = "".join(char for char in text if char.isalnum())
+    if len(alnum) < _MIN_LENGTH:
         return False
     if category is Category.ID and all(char == "0" for char in alnum):
         return False
-    words = set(_dedupe_key(text).split())
+    words = set((_dedupe_key(text) if key is None else key).split())
     if category not in _NAME_CATEGORIES and words <= _PLACEHOLDER_WORDS:
         return False
     return not (category is Category.INSTITUTION and words <= _GENERIC_DEPARTMENT_WORDS)
@@ -394,8 +420,18 @@ def _long_enough(category: Category, text: str) -> bool:
 
 def _dedupe_key(text: str) -> str:
     """Values that differ only in case and separators are the same identifier."""
-    words = "".join(char if char.isalnum() else " " for char in text.casefold()).split()
+    if text.isascii():  # the same words, found faster
+        words = text.lower().encode("ascii").translate(_ASCII_WORDS).decode("ascii").split()
+    else:
+        words = "".join(char if char.isalnum() else " " for char in text.casefold()).split()
     return " ".join(words)
+
+
+# ASCII letters and digits kept, every other byte a space / deleted.
+_ASCII_WORDS = bytes(byte if chr(byte).isalnum() else 0x20 for byte in range(128)) + bytes(
+    [0x20] * 128
+)
+_ASCII_NOT_ALNUM = bytes(byte for byte in range(256) if not chr(byte).isalnum() or byte > 127)
 
 
 def _is_full_date(text: str) -> bool:

@@ -24,6 +24,7 @@ from deid.codes import BASIC_PROFILE_CODE, DEIDENTIFYING_EQUIPMENT_CODE, Profile
 from deid.policy import Policy, options_of
 from deid.standard import method_codes
 from deid.tags import stored
+from deid.values import get_value
 
 #: deid's own Implementation Class UID (a UUID-derived 2.25 UID, fixed for the project).
 IMPLEMENTATION_CLASS_UID = "2.25.246844166776241697157244666214110953770"
@@ -159,12 +160,18 @@ def transfer_syntax(ds: Dataset) -> UID:
     return ExplicitVRLittleEndian
 
 
+def _required(ds: Dataset, keyword: str) -> object:
+    if keyword not in ds:
+        raise AttributeError(keyword)
+    return get_value(ds, keyword)
+
+
 def new_file_meta(ds: Dataset, ts: UID) -> FileMetaDataset:
     """A new File Meta Information group: nothing of the original one is carried over."""
     meta = FileMetaDataset()
     meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = UID(str(ds.SOPClassUID))
-    meta.MediaStorageSOPInstanceUID = UID(str(ds.SOPInstanceUID))
+    meta.MediaStorageSOPClassUID = UID(str(_required(ds, "SOPClassUID")))
+    meta.MediaStorageSOPInstanceUID = UID(str(_required(ds, "SOPInstanceUID")))
     meta.TransferSyntaxUID = ts
     meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME

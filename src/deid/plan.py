@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import UID_dictionary  # type: ignore[attr-defined]
 
@@ -24,10 +24,20 @@ from deid.structured import CONTENT_ITEM_SEQUENCES, content_item_verdict
 from deid.tags import (
     CURVE_PATTERN,
     OVERLAY_DATA_PATTERN,
-    element_vr,
     format_tag,
+    held_vr,
     is_private_creator,
+    keyword_of,
     repeating_pattern,
+    stored,
+)
+from deid.values import (
+    fast_reading,
+    get_value,
+    is_canonical,
+    level_codec,
+    raw_vr,
+    read_values,
 )
 
 __all__ = ["ITEM_TAG", "Decision", "Plan", "Rule", "Step", "build_plan", "is_well_known_uid"]
@@ -139,9 +149,8 @@ def is_well_known_uid(value: str) -> bool:
     return uid in UID_dictionary or uid.startswith("1.2.840.10008.")
 
 
-@dataclass(frozen=True, slots=True)
-class _Context:
-    """What the enclosing sequences ask of unlisted elements."""
+class _Context(NamedTuple):
+    """What the enclosing sequences ask of unlisted elements (a tuple: cheap to hash)."""
 
     clean_text: bool = False
     dummy_text: bool = False
@@ -173,6 +182,8 @@ class _Planner:
         self.full_dates = ProfileOption.RETAIN_LONG_FULL_DATES in self.options
         self.modified_dates = ProfileOption.RETAIN_LONG_MODIFIED_DATES in self.options
         self.retain_uids = ProfileOption.RETAIN_UIDS in self.options
+        self.fast = fast_reading()
+        self._codecs: dict[int, str | None] = {}
 
     def add(
         self,
@@ -205,9 +216,9 @@ class _Planner:
     # -- entry points -----------------------------------------------------------------
 
     def plan_file_meta(self, meta: Dataset) -> None:
-        for base_tag in meta.keys():
+        for base_tag, held in list(meta.items()):
             tag = int(base_tag)
-            vr, keyword = element_vr(meta, tag), keyword_for_tag(tag)
+            vr, keyword = held_vr(held, tag), keyword_of(tag)
             row = self.table.lookup(tag)
             code, option = row.code_for(self.options) if row else (ActionCode.X, None)
             if row is not None and tag == 0x00020003:
@@ -231,16 +242,25 @@ class _Planner:
         level_creators = creators(ds)
         kept_blocks: set[tuple[int, int]] = set()
         creator_sites: list[_Site] = []
-        for base_tag in ds.keys():
+        cache = self.cache
+        out = self.out
+        for base_tag, held in list(ds.items()):
             tag = int(base_tag)
-            site = _Site(ds, path, tags, tag, keyword_for_tag(tag), element_vr(ds, tag))
+            vr = held_vr(held, tag)
             group = tag >> 16
+            public = group % 2 == 0 and group not in removed_overlays
+            if public and vr not in _UNCACHED_VRS and tag not in value_overrides:
+                cached = cache.get((path, tag, vr, ctx))
+                if cached is not None:
+                    out.append(cached)
+                    continue
+            site = _Site(ds, path, tags, tag, keyword_of(tag), vr)
             if group % 2 == 1:
                 if is_private_creator(tag):
                     creator_sites.append(site)
                 elif self._private(site, self.private.decide(tag, level_creators), ctx):
                     kept_blocks.add((group, (tag & 0xFFFF) >> 8))
-            elif group in removed_overlays and (tag & 0xFFFF) != 0x3000:
+            elif not public and (tag & 0xFFFF) != 0x3000:
                 self.add(
                     site,
                     ActionCode.X,
@@ -269,27 +289,13 @@ class _Planner:
 
     def _public(self, site: _Site, ctx: _Context) -> None:
         """Decide a public element; decisions that need no value are remembered per place."""
-        if site.vr in ("SQ", "UI"):
+        if site.vr in _UNCACHED_VRS:
             self._public_decide(site, ctx)
-            return
-        key = (site.tags, site.tag, site.vr, ctx)
-        cached = self.cache.get(key)
-        if cached is not None:
-            self.out.append(Decision(site.path, site.tag, site.keyword, site.vr, *cached))
             return
         start = len(self.out)
         self._public_decide(site, ctx)
         if len(self.out) == start + 1 and len(self.cache) < _CACHE_LIMIT:
-            d = self.out[start]
-            self.cache[key] = (
-                d.action,
-                d.code,
-                d.rule,
-                d.reason,
-                d.attribute_type,
-                d.option,
-                d.pseudonym,
-            )
+            self.cache[(site.path, site.tag, site.vr, ctx)] = self.out[start]
 
     def _public_decide(self, site: _Site, ctx: _Context) -> None:
         group, element = site.tag >> 16, site.tag & 0xFFFF
@@ -447,11 +453,7 @@ class _Planner:
                 option=ProfileOption.RETAIN_UIDS,
             )
             return
-        try:
-            value = site.ds[site.tag].value
-        except Exception:  # an unreadable UID is remapped like any other (or fails in apply)
-            value = None
-        values = [] if value is None else [value] if isinstance(value, str) else list(value)
+        values = self._uid_values(site)
         if values and all(is_well_known_uid(str(v)) for v in values):
             self.add(
                 site,
@@ -462,6 +464,27 @@ class _Planner:
             )
             return
         self.add(site, ActionCode.U, code, rule, reason, option=option)
+
+    def _uid_values(self, site: _Site) -> list[Any]:
+        """The UIDs of an element; read raw when pydicom would write them back unchanged."""
+        if self.fast:
+            held = stored(site.ds, site.tag)
+            if isinstance(held, RawDataElement) and raw_vr(held) == "UI":
+                codec = self._codec(site.ds)
+                values = read_values(held, "UI", codec) if codec is not None else None
+                if values is not None and is_canonical(held, "UI", values, str(codec)):
+                    return values
+        try:
+            value = site.ds[site.tag].value
+        except Exception:  # an unreadable UID is remapped like any other (or fails in apply)
+            value = None
+        return [] if value is None else [value] if isinstance(value, str) else list(value)
+
+    def _codec(self, ds: Dataset) -> str | None:
+        key = id(ds)
+        if key not in self._codecs:
+            self._codecs[key] = level_codec(ds)
+        return self._codecs[key]
 
     def _resolve(
         self, code: ActionCode, tag_path: tuple[int, ...]
@@ -554,8 +577,10 @@ def _row_reason(row: ProfileRow, code: ActionCode, option: ProfileOption | None)
     return f"E.1-1 row {row.line} {row.tag} {row.name}: {source} {code.value}"
 
 
-#: Decisions that depend only on place, tag, VR and context, for one policy and SOP Class.
-PlanCache = dict[tuple[object, ...], tuple[Any, ...]]
+#: Decisions that depend only on place, tag, VR and context, for one policy and SOP Class
+#: (decisions are immutable: the same one serves every object of the class).
+PlanCache = dict[tuple[object, ...], Decision]
+_UNCACHED_VRS = frozenset({"SQ", "UI"})
 _CACHE_LIMIT = 100_000
 
 
@@ -565,7 +590,7 @@ def build_plan(ds: Dataset, policy: Policy, cache: dict[str, PlanCache] | None =
     ``cache`` (one per policy, e.g. a :class:`deid.Deidentifier`'s) remembers, per SOP Class,
     the decisions that need no value, so a series plans its second object much faster.
     """
-    sop_class_uid = str(ds.get("SOPClassUID", "") or "").strip()
+    sop_class_uid = str(get_value(ds, "SOPClassUID") or "").strip()
     sop = sop_classes().get(sop_class_uid)
     per_class: PlanCache = {} if cache is None else cache.setdefault(sop_class_uid, {})
     planner = _Planner(policy, sop_class_uid, ds, per_class)
@@ -581,7 +606,7 @@ def build_plan(ds: Dataset, policy: Policy, cache: dict[str, PlanCache] | None =
 def reference_date(ds: Dataset) -> str:
     """The study's date (YYYYMMDD) for Patient's Age: Study, Series, Acquisition, Content."""
     for keyword in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"):
-        value = str(ds.get(keyword, "") or "").strip()
+        value = str(get_value(ds, keyword) or "").strip()
         if len(value) == 8 and value.isdigit():
             return value
     return ""
@@ -591,9 +616,9 @@ def _derive_age(ds: Dataset, policy: Policy, planner: _Planner) -> bool:
     """Retain Patient Characteristics: compute Patient's Age before the birth date goes."""
     if ProfileOption.RETAIN_PATIENT_CHARACTERISTICS not in policy.options:
         return False
-    if str(ds.get("PatientAge", "") or "").strip():
+    if str(get_value(ds, "PatientAge") or "").strip():
         return False
-    birth = str(ds.get("PatientBirthDate", "") or "").strip()
+    birth = str(get_value(ds, "PatientBirthDate") or "").strip()
     if len(birth) != 8 or not birth.isdigit() or not reference_date(ds):
         return False
     planner.out = [d for d in planner.out if not (d.tag == 0x00101010 and not d.path)]

@@ -6,7 +6,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import (  # type: ignore[attr-defined]
+    DicomDictionary,
+    dictionary_VR,
+    keyword_for_tag,
+)
 
 if TYPE_CHECKING:
     from pydicom.dataelem import DataElement, RawDataElement
@@ -102,11 +106,37 @@ def stored(ds: Dataset, tag: int) -> DataElement | RawDataElement | None:
 
 def element_vr(ds: Dataset, tag: int) -> str:
     """The VR of an element without decoding its value (dictionary VR for implicit data)."""
-    elem = stored(ds, tag)
+    return held_vr(stored(ds, tag), tag)
+
+
+def held_vr(elem: DataElement | RawDataElement | None, tag: int) -> str:
+    """:func:`element_vr` of an element already in hand (``None``: the dictionary's VR)."""
     vr = elem.VR if elem is not None else None
     if vr:
         return str(vr)
+    return dictionary_vr(tag)
+
+
+def dictionary_vr(tag: int) -> str:
+    """The dictionary VR of a tag (repeating groups included); ``UN`` when unknown."""
+    entry = DicomDictionary.get(tag)
+    if entry is not None:
+        return entry[0]
     try:
         return str(dictionary_VR(tag))
     except KeyError:
         return "UN"
+
+
+def keyword_of(tag: int) -> str:
+    """:func:`pydicom.datadict.keyword_for_tag` without building a ``Tag`` for listed tags."""
+    entry = DicomDictionary.get(tag)
+    if entry is not None:
+        return entry[4]
+    return keyword_for_tag(tag)
+
+
+def element_keyword(tag: int) -> str:
+    """``DataElement.keyword``: the dictionary keyword of a listed tag, else ``''``."""
+    entry = DicomDictionary.get(tag)
+    return entry[4] if entry is not None else ""

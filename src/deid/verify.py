@@ -19,15 +19,22 @@ from collections.abc import Collection, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from pydicom import dcmread
-from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
-from deid.descriptors import RAW, TEXT, WordMatcher, identifier_keys, lower_same_length
+from deid.descriptors import (
+    RAW,
+    TEXT,
+    Scrubber,
+    WordMatcher,
+    identifier_keys,
+    lower_same_length,
+)
 from deid.errors import ResidualPhiError
 from deid.identifiers import Category, Identifier, Identifiers
-from deid.tags import element_vr, format_tag, stored
+from deid.tags import element_vr, format_tag, held_vr, keyword_of, stored
+from deid.values import fast_reading, level_codec, raw_vr, read_values
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -53,6 +60,7 @@ def verify(
     pixel_value: bytes | None = None,
     ignore: Collection[str] = (),
     shifted_dates: bool = False,
+    scrubber: Scrubber | None = None,
 ) -> None:
     """Raise :class:`~deid.errors.ResidualPhiError` when the output holds an identifier.
 
@@ -71,6 +79,7 @@ def verify(
         pixel_value=pixel_value,
         ignore=ignore,
         shifted_dates=shifted_dates,
+        scrubber=scrubber,
     )
     if hits:
         raise ResidualPhiError(hits)
@@ -85,6 +94,7 @@ def find_residual(
     pixel_value: bytes | None = None,
     ignore: Collection[str] = (),
     shifted_dates: bool = False,
+    scrubber: Scrubber | None = None,
 ) -> tuple[str, ...]:
     """Find the identifiers of the input in the output.
 
@@ -109,6 +119,9 @@ def find_residual(
         Every DA and DT value of the output was shifted (Retain Longitudinal Modified
         Dates): a date found in a DA or DT element is a shifted date that happens to equal
         an original one, not a leak; found anywhere else it is one.
+    scrubber
+        A :class:`~deid.descriptors.Scrubber` already built for the same identifiers (after
+        ``skip``): its keys and text matcher are reused instead of built again.
 
     Coded strings (VR CS: defined terms such as Image Type) are not searched: a patient whose
     name is a defined term would otherwise reject every image. A raw-byte hit is attributed to
@@ -124,9 +137,12 @@ def find_residual(
     kept = identifiers.without(*skip)
     if not kept:
         return ()
-    keys = identifier_keys(kept.items)
     dates = [item.value for item in kept.items if item.category is Category.DATE]
-    text = WordMatcher(keys, dates, TEXT)
+    if scrubber is not None and scrubber.items == kept.items:
+        keys, text = scrubber.keys, scrubber.matcher
+    else:
+        keys = identifier_keys(kept.items)
+        text = WordMatcher(keys, dates, TEXT)
     ignored = tuple(ignore)
     exempt = _DATE_VRS if shifted_dates else frozenset()
     hits = sorted(set(_decoded_hits(ds, text, ignored, exempt)))
@@ -219,10 +235,11 @@ def _decoded_hits(
     """Search all decoded text values at once, joined by NUL (no match crosses a NUL)."""
     places: list[tuple[str, int, str]] = []
     texts: list[str] = []
+    fast = fast_reading()
     file_meta = getattr(ds, "file_meta", None)
     if file_meta is not None:
-        _gather(file_meta, "", places, texts, ignore)
-    _gather(ds, "", places, texts, ignore)
+        _gather(file_meta, "", places, texts, ignore, fast)
+    _gather(ds, "", places, texts, ignore, fast)
     if not texts or not matcher:
         return
     starts: list[int] = []
@@ -234,9 +251,31 @@ def _decoded_hits(
         path, tag, vr = places[bisect.bisect_right(starts, start) - 1]
         if _exempt(category.value, vr, exempt):
             continue
-        keyword = keyword_for_tag(tag)
+        keyword = keyword_of(tag)
         name = f" {keyword}" if keyword else ""
         yield f"{path}{format_tag(tag)}{name}: {category.value}"
+
+
+def _ignored_here(path: str, ignore: tuple[str, ...]) -> frozenset[int] | None:
+    """The tags of this level that ``ignore`` names (``None``: the whole level is ignored).
+
+    Same as :func:`_ignored` on each element's location ``path + (gggg,eeee)``, without
+    formatting one: an ignored item or sequence above covers the level, an exact location
+    names one tag.
+    """
+    tags: set[int] = set()
+    for pattern in ignore:
+        if path.startswith((pattern + ">", pattern + "[")):
+            return None
+        if pattern.startswith(path):
+            rest = pattern[len(path) :]
+            try:
+                tag = int(rest[1:5] + rest[6:10], 16) if len(rest) == 11 else -1
+            except ValueError:
+                continue
+            if tag >= 0 and format_tag(tag) == rest:
+                tags.add(tag)
+    return frozenset(tags)
 
 
 def _gather(
@@ -245,22 +284,26 @@ def _gather(
     places: list[tuple[str, int, str]],
     texts: list[str],
     ignore: tuple[str, ...],
+    fast: bool = False,
 ) -> None:
     """Append every text value of ``ds`` and its sequences, with where it sits.
 
     Raw (undecoded) values of single-byte or UTF-8 data sets are read as latin-1 text, which
-    keeps every ASCII identifier findable without pydicom's decoding; others are decoded.
+    keeps every ASCII identifier findable without pydicom's decoding; others are decoded
+    (text values still raw as pydicom would, by :mod:`deid.values`).
     """
+    skipped = _ignored_here(path, ignore)
+    if skipped is None:
+        return
     simple = _simple_charset(ds)
-    for base_tag in list(ds.keys()):
+    codec = level_codec(ds) if fast and not simple else None
+    for base_tag, held in list(ds.items()):
         tag = int(base_tag)
-        location = f"{path}{format_tag(tag)}"
-        if ignore and _ignored(location, ignore):
+        if tag in skipped:
             continue
-        vr = element_vr(ds, tag)
+        vr = held_vr(held, tag)
         if vr == "CS":
             continue
-        held = stored(ds, tag)
         if vr == "UN":
             text = _textual(held.value if held is not None else None)
             if text:
@@ -269,15 +312,21 @@ def _gather(
             continue
         if vr in _NO_TEXT_VRS and vr != "SQ":
             continue
-        if simple and vr != "SQ" and isinstance(held, RawDataElement):
+        values = None
+        if codec is not None and isinstance(held, RawDataElement) and raw_vr(held) == vr:
+            values = read_values(held, vr, codec)
+        if values is not None:
+            text = "\\".join(values)
+        elif simple and vr != "SQ" and isinstance(held, RawDataElement):
             text = held.value.decode("latin-1") if held.value else ""
         else:
             elem = _convert(ds, tag)
             if elem is None:
                 continue
             if vr == "SQ":
+                location = f"{path}{format_tag(tag)}"
                 for index, item in enumerate(elem.value or ()):
-                    _gather(item, f"{location}[{index}]>", places, texts, ignore)
+                    _gather(item, f"{location}[{index}]>", places, texts, ignore, fast)
                 continue
             value = elem.value
             text = value if type(value) is str else _text(value)
