@@ -8,15 +8,14 @@ and why. It changes nothing and decodes no value it does not need. The same plan
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.uid import UID_dictionary  # type: ignore[attr-defined]
 
 from deid.codes import ActionCode, AttributeType, ProfileOption, Rule
+from deid.decisions import ITEM_TAG, Decision, Plan, Step, is_well_known_uid
 from deid.policy import Policy
 from deid.private import KEPT_CREATOR, REMOVED_CREATOR, PrivateRules, PrivateVerdict, creators
 from deid.standard import ProfileRow, confidentiality_table, iod_types, sop_classes
@@ -24,7 +23,6 @@ from deid.structured import CONTENT_ITEM_SEQUENCES, content_item_verdict
 from deid.tags import (
     CURVE_PATTERN,
     OVERLAY_DATA_PATTERN,
-    format_tag,
     held_vr,
     is_private_creator,
     keyword_of,
@@ -42,11 +40,6 @@ from deid.values import (
 
 __all__ = ["ITEM_TAG", "Decision", "Plan", "Rule", "Step", "build_plan", "is_well_known_uid"]
 
-#: Pseudo-tag of a sequence item, for decisions that keep or remove a whole item.
-ITEM_TAG = 0xFFFEE000
-
-#: One step into a sequence: (sequence tag, item index).
-Step = tuple[int, int]
 
 _TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC", "CS", "UR"})
 _FREE_TEXT_VRS = frozenset({"LT", "ST", "UT", "UC"})
@@ -62,91 +55,11 @@ _CLEANING_OPTIONS = frozenset(
         ProfileOption.RETAIN_DEVICE_IDENTITY,
     }
 )
-_COMPOUND = {  # by strictness of the Type: 3 (Type 1/1C), 2 (Type 2/2C), 1 (Type 3)
-    ActionCode.Z_D: (ActionCode.D, ActionCode.Z, ActionCode.Z),
-    ActionCode.X_Z: (ActionCode.D, ActionCode.Z, ActionCode.X),
-    ActionCode.X_D: (ActionCode.D, ActionCode.Z, ActionCode.X),
-    ActionCode.X_Z_D: (ActionCode.D, ActionCode.Z, ActionCode.X),
-    ActionCode.X_Z_U: (ActionCode.U, ActionCode.Z, ActionCode.X),
-}
 _STRUCTURE = {
     0x0000: "command element inside a stored object: removed",
     0x0002: "File Meta Information element inside the data set: removed",
     0x0004: "group 0004 outside a DICOMDIR (PS3.15 E.1.1): removed",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What happens to one element (or one sequence item) and why. Carries no values.
-
-    ``action`` is always a simple code (D Z X K C U); ``code`` is the code before the
-    compound one was resolved by ``attribute_type``. ``pseudonym`` marks a Z or D that writes
-    a keyed pseudonym (the standard allows a dummy value for both).
-    """
-
-    path: tuple[Step, ...]
-    tag: int
-    keyword: str
-    vr: str
-    action: ActionCode
-    code: ActionCode
-    rule: Rule
-    reason: str
-    attribute_type: AttributeType | None = None
-    option: ProfileOption | None = None
-    pseudonym: bool = False
-    in_file_meta: bool = False
-
-    @property
-    def location(self) -> str:
-        """``(0008,1115)[0]>(0008,1155)``; ``meta>(0002,0003)`` in the file meta."""
-        parts = [f"{format_tag(t)}[{i}]" for t, i in self.path]
-        last = "item" if self.tag == ITEM_TAG else format_tag(self.tag)
-        prefix = "meta>" if self.in_file_meta else ""
-        return prefix + ">".join([*parts, last])
-
-    def explain(self) -> str:
-        """One line: location, keyword, VR, action, why."""
-        action = self.action.value + ("*" if self.pseudonym else "")
-        return f"{self.location}\t{self.keyword or '-'}\t{self.vr or '-'}\t{action}\t{self.reason}"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """An immutable list of decisions for one data set, and what they were made against."""
-
-    decisions: tuple[Decision, ...]
-    policy: Policy
-    sop_class_uid: str
-    iod: str
-    iod_known: bool
-    derived_age: bool = False
-
-    def counts(self) -> dict[str, int]:
-        """Number of decisions per action (``D*``/``Z*``: keyed pseudonyms)."""
-        counter: Counter[str] = Counter()
-        for d in self.decisions:
-            counter[d.action.value + ("*" if d.pseudonym else "")] += 1
-        return dict(sorted(counter.items()))
-
-    def find(self, tag: int, path: tuple[Step, ...] = ()) -> Decision | None:
-        """The decision for ``tag`` at ``path`` (top level by default)."""
-        for d in self.decisions:
-            if d.tag == tag and d.path == path and not d.in_file_meta:
-                return d
-        return None
-
-    def explain_lines(self) -> list[str]:
-        iod = self.iod or "IOD unknown"
-        head = f"# SOP Class {self.sop_class_uid} ({iod}); policy {self.policy.name}"
-        return [head, "location\tkeyword\tVR\taction\twhy", *(d.explain() for d in self.decisions)]
-
-
-def is_well_known_uid(value: str) -> bool:
-    """A UID of the standard (SOP classes, transfer syntaxes, coding schemes, ...)."""
-    uid = value.strip().rstrip("\x00")
-    return uid in UID_dictionary or uid.startswith("1.2.840.10008.")
 
 
 class _Context(NamedTuple):
@@ -382,7 +295,9 @@ class _Planner:
         attr_type: AttributeType | None = None
         action = code
         if code.is_compound:
-            action, attr_type, note = self._resolve(code, (*site.tags, site.tag))
+            action, attr_type, note = self.types.resolve(
+                code, self.sop_class_uid, (*site.tags, site.tag)
+            )
             reason = f"{reason}; {note}"
         if action is ActionCode.C and repeating_pattern(site.tag) in (
             CURVE_PATTERN,
@@ -485,16 +400,6 @@ class _Planner:
         if key not in self._codecs:
             self._codecs[key] = level_codec(ds)
         return self._codecs[key]
-
-    def _resolve(
-        self, code: ActionCode, tag_path: tuple[int, ...]
-    ) -> tuple[ActionCode, AttributeType | None, str]:
-        attr_type, known = self.types.type_of(self.sop_class_uid, tag_path)
-        iod = "this IOD" if known else "any IOD (SOP Class unknown)"
-        if attr_type is None:
-            return ActionCode.X, None, f"not defined at this place in {iod}: removed (E.1.1)"
-        choice = _COMPOUND[code][3 - attr_type.strictness]
-        return choice, attr_type, f"Type {attr_type.value} in {iod} -> {choice.value}"
 
     def _items(self, site: _Site, ctx: _Context) -> None:
         value = site.ds[site.tag].value

@@ -305,6 +305,32 @@ class IodTypes:
             return self.any_iod.get(path), False
         return table.get(path), True
 
+    def resolve(
+        self, code: ActionCode, sop_class_uid: str | None, path: TagPath
+    ) -> tuple[ActionCode, AttributeType | None, str]:
+        """A compound code's simple action at ``path``, the Type it was read from, and why.
+
+        Type 1/1C gives D (U for X/Z/U*: the sequence stays, its UIDs are remapped), Type
+        2/2C gives Z, Type 3 gives X; an attribute the IOD does not define there is removed
+        (E.1.1 allows it).
+        """
+        attr_type, known = self.type_of(sop_class_uid, path)
+        iod = "this IOD" if known else "any IOD (SOP Class unknown)"
+        if attr_type is None:
+            return ActionCode.X, None, f"not defined at this place in {iod}: removed (E.1.1)"
+        choice = _COMPOUND[code][3 - attr_type.strictness]
+        return choice, attr_type, f"Type {attr_type.value} in {iod} -> {choice.value}"
+
+
+#: Table E.1-1a by the strictness of the Type: 3 (Type 1/1C), 2 (Type 2/2C), 1 (Type 3).
+_COMPOUND = {
+    ActionCode.Z_D: (ActionCode.D, ActionCode.Z, ActionCode.Z),
+    ActionCode.X_Z: (ActionCode.D, ActionCode.Z, ActionCode.X),
+    ActionCode.X_D: (ActionCode.D, ActionCode.Z, ActionCode.X),
+    ActionCode.X_Z_D: (ActionCode.D, ActionCode.Z, ActionCode.X),
+    ActionCode.X_Z_U: (ActionCode.U, ActionCode.Z, ActionCode.X),
+}
+
 
 def _stricter(a: AttributeType | None, b: AttributeType) -> AttributeType:
     if a is None or b.strictness > a.strictness:

@@ -23,16 +23,10 @@ from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
-from deid.descriptors import (
-    RAW,
-    TEXT,
-    Scrubber,
-    WordMatcher,
-    identifier_keys,
-    lower_same_length,
-)
+from deid.descriptors import Scrubber
 from deid.errors import ResidualPhiError
 from deid.identifiers import Category, Identifier, Identifiers
+from deid.matching import RAW, TEXT, WordMatcher, identifier_keys, lower_same_length
 from deid.tags import element_vr, format_tag, held_vr, keyword_of, stored
 from deid.values import fast_reading, level_codec, raw_vr, read_values
 
