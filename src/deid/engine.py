@@ -258,7 +258,9 @@ def read_dataset(data: bytes) -> Dataset:
         ds = dcmread(io.BytesIO(raw))
     except InvalidDicomError:
         ds = _read_forced(raw)
-    except (EOFError, struct.error, OverflowError, MemoryError):
+    except (EOFError, struct.error, OverflowError, MemoryError, OSError):
+        # Reading from memory, an OSError is pydicom running out of bytes (a sequence or an
+        # item without its delimiter): the object ends early.
         raise RejectedError(RejectReason.TRUNCATED, "ends inside an element") from None
     except Exception as exc:
         raise RejectedError(
