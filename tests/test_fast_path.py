@@ -21,7 +21,14 @@ from deid.policy import Policy, load_policy
 from tests.conftest import CORPUS, KEY
 from tests.factories import item, make_dataset, sequence_of, to_bytes
 
-_USERS = ("deid.identifiers", "deid.plan", "deid.actions", "deid.verify", "deid.encoding")
+_USERS = (
+    "deid.identifiers",
+    "deid.plan",
+    "deid.actions",
+    "deid.verify",
+    "deid.encoding",
+    "deid.rawitems",
+)
 
 
 def _policies() -> list[Policy]:

@@ -184,7 +184,12 @@ def _apply_raw(
     if data is None:
         return False
     if data != held.value:
-        container[held.tag] = raw_element(held, vr, data)
+        new_raw = raw_element(held, vr, data)
+        if (held.tag >> 16) % 2:
+            container[held.tag] = new_raw  # private: pydicom ties it to its creator
+        else:
+            # What Dataset.__setitem__ does for a public raw text element, in place.
+            container._dict[held.tag] = new_raw
     return True
 
 

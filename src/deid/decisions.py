@@ -67,9 +67,10 @@ class Plan:
 
     def counts(self) -> dict[str, int]:
         """Number of decisions per action (``D*``/``Z*``: keyed pseudonyms)."""
+        pairs = Counter((d.action, d.pseudonym) for d in self.decisions)
         counter: Counter[str] = Counter()
-        for d in self.decisions:
-            counter[d.action.value + ("*" if d.pseudonym else "")] += 1
+        for (action, pseudonym), count in pairs.items():
+            counter[action.value + ("*" if pseudonym else "")] += count
         return dict(sorted(counter.items()))
 
     def find(self, tag: int, path: tuple[Step, ...] = ()) -> Decision | None:

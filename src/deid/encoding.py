@@ -16,7 +16,7 @@ from typing import Any
 
 from pydicom.charset import convert_encodings
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset, validate_file_meta
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import (
     correct_ambiguous_vr_element,
@@ -38,6 +38,10 @@ _UNDEFINED_LENGTH = b"\xff\xff\xff\xff"
 _UNDEFINED = 0xFFFFFFFF
 _SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 _DEFLATED = "1.2.840.10008.1.2.1.99"
+# Element headers (PS3.5 7.1): implicit VR; explicit VR with a 2-byte or a 4-byte length.
+_IMPLICIT_HEADER = struct.Struct("<HHL")
+_SHORT_HEADER = struct.Struct("<HH2sH")
+_LONG_HEADER = struct.Struct("<HH2s2xL")
 
 
 def encode(ds: Dataset) -> bytes:
@@ -48,10 +52,13 @@ def encode(ds: Dataset) -> bytes:
         dcmwrite(buffer, ds, enforce_file_format=True)
         return buffer.getvalue()
     implicit = ts == ImplicitVRLittleEndian
-    meta = DicomBytesIO()
-    meta.is_little_endian, meta.is_implicit_VR = True, False
-    write_file_meta_info(meta, ds.file_meta, enforce_standard=True)
-    chunks: list[Any] = [b"\x00" * 128, b"DICM", meta.getvalue()]
+    header = _file_meta_bytes(ds.file_meta)
+    if header is None:
+        meta = DicomBytesIO()
+        meta.is_little_endian, meta.is_implicit_VR = True, False
+        write_file_meta_info(meta, ds.file_meta, enforce_standard=True)
+        header = meta.getvalue()
+    chunks: list[Any] = [b"\x00" * 128, b"DICM", header]
     chunks.extend(_elements(ds, implicit))
     return b"".join(chunks)
 
@@ -90,6 +97,33 @@ def _elements(ds: Dataset, implicit: bool) -> list[Any]:
     if writer.tell():
         out.append(writer.getvalue())
     return out
+
+
+def _file_meta_bytes(meta: FileMetaDataset) -> bytes | None:
+    """``write_file_meta_info(enforce_standard=True)`` for a new group (text and OB values,
+    no group length yet), with the same effect on ``meta``; ``None``: pydicom writes it."""
+    if not fast_reading() or _GROUP_LENGTH in meta:
+        return None
+    validate_file_meta(meta, enforce_standard=True)  # may add elements, as pydicom's does
+    chunks: list[bytes] = []
+    for tag, elem in sorted(meta.items(), key=_tag_order):
+        if not isinstance(elem, DataElement):
+            return None
+        vr = str(elem.VR)
+        value = elem.value
+        if vr == "OB" and isinstance(value, bytes) and len(value) % 2 == 0:
+            data: bytes | None = value
+        else:
+            data = _text_bytes(elem, "iso8859")
+        if data is None:
+            return None
+        chunks += [_header(tag, vr, len(data), False), data]
+    body = b"".join(chunks)
+    meta.FileMetaInformationGroupLength = len(body)
+    return _header(_GROUP_LENGTH, "UL", 4, False) + struct.pack("<L", len(body)) + body
+
+
+_GROUP_LENGTH = 0x00020000
 
 
 def _tag_order(item: tuple[int, object]) -> int:
@@ -193,9 +227,12 @@ def _item_raw_header(elem: RawDataElement, implicit: bool) -> bytes | None:
 
 
 def _header(tag: int, vr: str, length: int, implicit: bool) -> bytes:
-    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
     if implicit:
-        return head + struct.pack("<L", length)
+        return _IMPLICIT_HEADER.pack(tag >> 16, tag & 0xFFFF, length)
+    if len(vr) == 2:  # (encoded as ASCII: two bytes, or UnicodeEncodeError as below)
+        header = _LONG_HEADER if vr in LONG_VRS else _SHORT_HEADER
+        return header.pack(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), length)
+    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
     if vr in LONG_VRS:
         return head + vr.encode("ascii") + b"\x00\x00" + struct.pack("<L", length)
     return head + vr.encode("ascii") + struct.pack("<H", length)
@@ -214,14 +251,14 @@ def raw_header(elem: RawDataElement, implicit: bool) -> bytes | None:
     length = _UNDEFINED if undefined else len(value)
     if len(value) % 2:
         return None  # odd length on read: let pydicom pad it
-    tag = struct.pack("<HH", elem.tag >> 16, elem.tag & 0xFFFF)
+    tag = elem.tag
     if implicit:
-        return tag + struct.pack("<L", length)
+        return _IMPLICIT_HEADER.pack(tag >> 16, tag & 0xFFFF, length)
     vr = elem.VR
     if not vr or len(vr) != 2:
         return None
     if vr in LONG_VRS:
-        return tag + vr.encode("ascii") + b"\x00\x00" + struct.pack("<L", length)
+        return _LONG_HEADER.pack(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), length)
     if undefined or length > 0xFFFF:
         return None
-    return tag + vr.encode("ascii") + struct.pack("<H", length)
+    return _SHORT_HEADER.pack(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), length)

@@ -21,6 +21,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
+from deid.rawitems import as_if_converted, sequence_items
 from deid.tags import element_keyword, format_tag, held_vr, keyword_of
 from deid.values import fast_reading, is_canonical, level_codec, raw_vr, read_values
 
@@ -237,18 +238,19 @@ class _Collector:
         if len(text) < _MIN_LENGTH:
             return
         words = _dedupe_key(text)
-        if not _long_enough(category, text, words):
-            return
         key = (category, words)
-        if key not in self._seen:
-            self._seen.add(key)
-            self.items.append(Identifier(category, text, source))
+        if key in self._seen or not _long_enough(category, text, words):
+            return  # (a value seen already adds nothing, whatever _long_enough says)
+        self._seen.add(key)
+        self.items.append(Identifier(category, text, source))
 
     def walk(self, ds: Dataset, *, in_code_sequence: bool) -> None:
         codec = level_codec(ds) if self.fast else None
         for tag, held in _elements(ds, in_code_sequence=in_code_sequence):
             try:
                 raw = held if codec is not None and isinstance(held, RawDataElement) else None
+                if raw is not None and raw.VR == "SQ" and self._raw_sequence(ds, raw, codec):
+                    continue  # read from its bytes: pydicom builds no items
                 vr = raw_vr(raw) if raw is not None else None
                 if raw is not None and vr is not None and codec is not None:
                     values = read_values(raw, vr, codec)
@@ -263,6 +265,27 @@ class _Collector:
                 self._visit(elem, in_code_sequence=in_code_sequence)
             except Exception:  # malformed values are skipped, never reported with their value
                 continue
+
+    def _raw_sequence(self, ds: Dataset, raw: RawDataElement, codec: str | None) -> bool:
+        """Visit a raw sequence's items read by :mod:`deid.rawitems`, exactly as :meth:`walk`
+        visits pydicom's items; False (nothing visited) when a value needs pydicom.
+
+        The sequence stays raw; what converting it does to ``ds`` itself is still done
+        (:func:`deid.rawitems.as_if_converted`)."""
+        visits: list[tuple[str, str, int, list[str], bool]] = []
+        nested = element_keyword(raw.tag) in _CODE_VALUE_SEQUENCES
+        if codec is None or not _raw_visits(raw, codec, nested, visits):
+            return False
+        try:
+            as_if_converted(ds)
+        except Exception:  # pydicom's conversion fails the same way: its path skips it
+            return False
+        for vr, keyword, tag, values, in_code_sequence in visits:
+            try:
+                self._visit_values(vr, keyword, tag, values, in_code_sequence)
+            except Exception:  # as in walk: skipped, never reported with its value
+                continue
+        return True
 
     def _visit(self, elem: DataElement, *, in_code_sequence: bool) -> None:
         vr = elem.VR
@@ -355,6 +378,38 @@ def _elements(
         if not wanted and held_vr(held, tag) not in _WANTED_VRS:
             continue
         yield tag, held
+
+
+def _raw_visits(
+    raw: RawDataElement,
+    codec: str,
+    in_code_sequence: bool,
+    out: list[tuple[str, str, int, list[str], bool]],
+) -> bool:
+    """Append what :meth:`_Collector.walk` would visit in a raw sequence's items (items
+    inherit the codec: :func:`deid.rawitems.sequence_items` refuses a character set in
+    them); False when an element of interest is not a canonical text value."""
+    items = sequence_items(raw)
+    if items is None:
+        return False
+    for item in items:
+        for tag in sorted(item):
+            held = item[tag]
+            keyword = keyword_of(tag)
+            wanted = keyword in _WANTED_KEYWORDS or (in_code_sequence and keyword == "CodeValue")
+            if not wanted and held.VR not in _WANTED_VRS:
+                continue
+            if held.VR == "SQ":
+                nested = element_keyword(tag) in _CODE_VALUE_SEQUENCES
+                if not _raw_visits(held, codec, nested, out):
+                    return False
+                continue
+            vr = raw_vr(held)
+            values = read_values(held, vr, codec) if vr is not None else None
+            if vr is None or values is None or not is_canonical(held, vr, values, codec):
+                return False
+            out.append((vr, element_keyword(tag), tag, values, in_code_sequence))
+    return True
 
 
 def _values(elem: DataElement) -> list[object]:

@@ -6,7 +6,7 @@ import functools
 import io
 from typing import cast
 
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
@@ -169,10 +169,26 @@ def _required(ds: Dataset, keyword: str) -> object:
 def new_file_meta(ds: Dataset, ts: UID) -> FileMetaDataset:
     """A new File Meta Information group: nothing of the original one is carried over."""
     meta = FileMetaDataset()
-    meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = UID(str(_required(ds, "SOPClassUID")))
-    meta.MediaStorageSOPInstanceUID = UID(str(_required(ds, "SOPInstanceUID")))
-    meta.TransferSyntaxUID = ts
-    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    values = (
+        b"\x00\x01",
+        UID(str(_required(ds, "SOPClassUID"))),
+        UID(str(_required(ds, "SOPInstanceUID"))),
+        ts,
+        UID(IMPLEMENTATION_CLASS_UID),
+        IMPLEMENTATION_VERSION_NAME,
+    )
+    # What setting each by keyword does (an element of the dictionary's VR), without the
+    # keyword lookups.
+    for (tag, vr), value in zip(_META_ELEMENTS, values, strict=True):
+        meta[tag] = DataElement(tag, vr, value)
     return meta
+
+
+_META_ELEMENTS = (
+    (0x00020001, "OB"),  # FileMetaInformationVersion
+    (0x00020002, "UI"),  # MediaStorageSOPClassUID
+    (0x00020003, "UI"),  # MediaStorageSOPInstanceUID
+    (0x00020010, "UI"),  # TransferSyntaxUID
+    (0x00020012, "UI"),  # ImplementationClassUID
+    (0x00020013, "SH"),  # ImplementationVersionName
+)

@@ -18,6 +18,7 @@ from deid.codes import ActionCode, AttributeType, ProfileOption, Rule
 from deid.decisions import ITEM_TAG, Decision, Plan, Step, is_well_known_uid
 from deid.policy import Policy
 from deid.private import KEPT_CREATOR, REMOVED_CREATOR, PrivateRules, PrivateVerdict, creators
+from deid.rawitems import convert_sequence
 from deid.standard import ProfileRow, confidentiality_table, iod_types, sop_classes
 from deid.structured import CONTENT_ITEM_SEQUENCES, content_item_verdict
 from deid.tags import (
@@ -402,6 +403,7 @@ class _Planner:
         return self._codecs[key]
 
     def _items(self, site: _Site, ctx: _Context) -> None:
+        convert_sequence(site.ds, site.tag)  # pydicom's items, built faster
         value = site.ds[site.tag].value
         for index, item in enumerate(value or ()):
             self.plan_dataset(item, (*site.path, (site.tag, index)), (*site.tags, site.tag), ctx)
@@ -421,6 +423,7 @@ class _Planner:
 
     def _local_codes(self, site: _Site) -> None:
         """Clean Descriptors on a code sequence: items of private coding schemes go."""
+        convert_sequence(site.ds, site.tag)
         for index, item in enumerate(site.ds[site.tag].value or ()):
             scheme = item.get("CodingSchemeDesignator")
             if isinstance(scheme, str) and (scheme.startswith("99") or scheme.strip() == "L"):

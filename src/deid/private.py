@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 
 from deid.codes import ActionCode, ProfileOption, Rule
 from deid.standard import safe_private_attributes
-from deid.tags import SafePrivateKey, is_private_creator, normalise_creator
+from deid.tags import SafePrivateKey, normalise_creator
 
 _CHARACTERISTICS = 0x00080300
 _ITEM_ACTIONS = frozenset({ActionCode.D, ActionCode.Z, ActionCode.X, ActionCode.U})
@@ -119,7 +119,7 @@ def creators(ds: Dataset) -> dict[tuple[int, int], str]:
     """(group, block byte) -> private creator of one data set level."""
     found: dict[tuple[int, int], str] = {}
     for tag in ds.keys():
-        if is_private_creator(tag):
+        if (tag >> 16) % 2 and 0x0010 <= (tag & 0xFFFF) <= 0x00FF:  # is_private_creator
             try:
                 value = ds[tag].value
             except Exception:  # an unreadable creator reserves nothing

@@ -11,6 +11,8 @@ from pydicom.datadict import (  # type: ignore[attr-defined]
     dictionary_VR,
     keyword_for_tag,
 )
+from pydicom.dataelem import RawDataElement as _RawDataElement
+from pydicom.tag import BaseTag
 
 if TYPE_CHECKING:
     from pydicom.dataelem import DataElement, RawDataElement
@@ -100,8 +102,19 @@ def repeating_pattern(tag: int) -> str | None:
 
 
 def stored(ds: Dataset, tag: int) -> DataElement | RawDataElement | None:
-    """An element as stored: raw (not decoded yet) or decoded. Nothing is converted."""
+    """An element as stored: raw (not decoded yet) or decoded. Nothing is converted.
+
+    ``ds.get_item(tag)`` without building a ``Tag`` for a valid int tag (a deferred value,
+    which deid never asks for, still goes through pydicom).
+    """
+    if type(tag) is BaseTag or (type(tag) is int and 0 <= tag <= _MAX_TAG):
+        held = ds._dict.get(cast("BaseTag", tag))
+        if held is None or not isinstance(held, _RawDataElement) or held.value is not None:
+            return held
     return cast("DataElement | RawDataElement | None", ds.get_item(tag))
+
+
+_MAX_TAG = 0xFFFFFFFF
 
 
 def element_vr(ds: Dataset, tag: int) -> str:

@@ -34,6 +34,8 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from deid.tags import stored
+
 __all__ = [
     "CODECS",
     "TEXT_VRS",
@@ -210,7 +212,7 @@ def get_value(ds: Dataset, keyword: str) -> Any:
     """``ds.get(keyword)``: a single text value read raw where pydicom would write it back
     unchanged (see :func:`is_canonical`), else pydicom's own value (converted, as ever)."""
     tag = tag_for_keyword(keyword)
-    held: object = ds.get_item(tag) if tag is not None else None
+    held: object = stored(ds, tag) if tag is not None else None
     if tag is None or held is None:
         return ds.get(keyword)
     if isinstance(held, RawDataElement) and fast_reading():

@@ -27,6 +27,7 @@ from deid.descriptors import Scrubber
 from deid.errors import ResidualPhiError
 from deid.identifiers import Category, Identifier, Identifiers
 from deid.matching import RAW, TEXT, WordMatcher, identifier_keys, lower_same_length
+from deid.rawitems import convert_sequence
 from deid.tags import element_vr, format_tag, held_vr, keyword_of, stored
 from deid.values import fast_reading, level_codec, raw_vr, read_values
 
@@ -314,6 +315,8 @@ def _gather(
         elif simple and vr != "SQ" and isinstance(held, RawDataElement):
             text = held.value.decode("latin-1") if held.value else ""
         else:
+            if vr == "SQ":
+                convert_sequence(ds, tag)  # pydicom's items, built faster
             elem = _convert(ds, tag)
             if elem is None:
                 continue
