@@ -133,6 +133,9 @@ def apply_plan(ds: Dataset, plan: Plan, ctx: ApplyContext) -> None:
             if decision.rule is Rule.DERIVED:
                 _derive(container, decision, ctx)
             continue
+        if decision.action is ActionCode.X and _plain_delete(decision.tag):
+            del container._dict[held.tag]  # what Dataset.__delitem__ does for such a tag
+            continue
         if (
             codecs is not None
             and isinstance(held, RawDataElement)
@@ -159,6 +162,12 @@ def _fast_apply(plan: Plan) -> bool:
 
 
 _CHARSET = 0x00080005
+_PIXEL_KEYWORDS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+
+
+def _plain_delete(tag: int) -> bool:
+    """A public element that is not pixel data: deleting it touches nothing else."""
+    return not (tag >> 16) % 2 and tag not in _PIXEL_KEYWORDS
 
 
 def _apply_raw(
@@ -327,6 +336,14 @@ def _fit(value: object, limit: int) -> object:
 def shift_date(value: str, days: int) -> str:
     """Shift a DA value by whole days; partial dates keep their precision; junk becomes ''."""
     text = value.strip()
+    if len(text) == 8 and text.isascii() and text.isdigit():  # YYYYMMDD, without the pattern
+        try:
+            shifted = dt.date(int(text[:4]), int(text[4:6]), int(text[6:])) + dt.timedelta(days)
+        except (ValueError, OverflowError):
+            return ""
+        if shifted.year < 1000:
+            return ""
+        return f"{shifted.year:04d}{shifted.month:02d}{shifted.day:02d}"
     match = _DA.match(text)
     if match is None:
         return ""

@@ -91,8 +91,12 @@ _MAX_PHONE_DIGITS = 15
 def _contact_spans(low: str) -> list[tuple[int, int]]:
     """E-mail addresses and phone numbers, whoever they belong to."""
     found = [match.span() for match in _EMAIL.finditer(low)] if "@" in low else []
-    found.extend(_phone_spans(low, 0, len(low), split=True))
+    if sum(map(low.count, _ASCII_DIGITS)) >= _MIN_PHONE_DIGITS:  # else no number is long enough
+        found.extend(_phone_spans(low, 0, len(low), split=True))
     return found
+
+
+_ASCII_DIGITS = "0123456789"
 
 
 def _phone_spans(low: str, start: int, end: int, *, split: bool) -> list[tuple[int, int]]:

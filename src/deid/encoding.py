@@ -46,11 +46,16 @@ _LONG_HEADER = struct.Struct("<HH2s2xL")
 
 def encode(ds: Dataset) -> bytes:
     """``ds`` (with its new ``file_meta``) as a Part 10 file with a zero preamble."""
+    return encode_with_last(ds)[0]
+
+
+def encode_with_last(ds: Dataset) -> tuple[bytes, object]:
+    """:func:`encode`, and the object whose bytes were written last (``None``: unknown)."""
     ts = UID(str(ds.file_meta.TransferSyntaxUID))
     if ts in (ExplicitVRBigEndian, _DEFLATED) or not ts.is_little_endian:
         buffer = io.BytesIO()
         dcmwrite(buffer, ds, enforce_file_format=True)
-        return buffer.getvalue()
+        return buffer.getvalue(), None
     implicit = ts == ImplicitVRLittleEndian
     header = _file_meta_bytes(ds.file_meta)
     if header is None:
@@ -60,7 +65,7 @@ def encode(ds: Dataset) -> bytes:
         header = meta.getvalue()
     chunks: list[Any] = [b"\x00" * 128, b"DICM", header]
     chunks.extend(_elements(ds, implicit))
-    return b"".join(chunks)
+    return b"".join(chunks), chunks[-1]
 
 
 def _elements(ds: Dataset, implicit: bool) -> list[Any]:
@@ -69,7 +74,7 @@ def _elements(ds: Dataset, implicit: bool) -> list[Any]:
     out: list[Any] = []
     writer = _writer(implicit)
     for tag, elem in sorted(ds.items(), key=_tag_order):
-        if tag.element == 0 and tag.group > 6:
+        if not tag & 0xFFFF and tag >> 16 > 6:
             continue  # retired group lengths are not written (PS3.5 7.2)
         chunks: list[bytes] | None = None
         if isinstance(elem, RawDataElement) and bool(elem.is_implicit_VR) == implicit:
@@ -174,7 +179,7 @@ def _item_body(item: Dataset, implicit: bool, codec: str | None) -> bytes | None
         return None
     chunks: list[bytes] = []
     for tag, elem in sorted(item.items(), key=_tag_order):
-        if tag.element == 0 and tag.group > 6:
+        if not tag & 0xFFFF and tag >> 16 > 6:
             continue
         if isinstance(elem, RawDataElement):
             header = _item_raw_header(elem, implicit)

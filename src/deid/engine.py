@@ -28,12 +28,13 @@ from deid.actions import ApplyContext, apply_plan
 from deid.audit import AuditRecord
 from deid.codes import ActionCode, Outcome, ProfileOption, RejectReason
 from deid.descriptors import Scrubber
-from deid.encoding import encode
+from deid.encoding import encode_with_last
 from deid.errors import DeidError, PolicyError, RejectedError
 from deid.identifiers import Category, Identifiers, collect
 from deid.keys import Pseudonymizer
 from deid.markers import add_markers, new_file_meta, transfer_syntax
-from deid.plan import Plan, PlanCache, build_plan
+from deid.plan import Plan, build_plan
+from deid.plancache import PlanCache
 from deid.policy import Policy, load_policy
 from deid.tags import stored
 from deid.values import get_value
@@ -136,16 +137,18 @@ class Deidentifier:
             ds.file_meta = new_file_meta(ds, ts)
             ds.preamble = b"\x00" * 128
             stage = "encode"
-            data = encode(ds)
+            data, last = encode_with_last(ds)
             if self.verify:
                 stage = "verify"
                 checked = _for_verification(identifiers, self.policy)
+                pixels = _pixel_value(ds)
                 verify(
                     ds,
                     data,
                     checked,
                     skip=_skipped(self.policy),
-                    pixel_value=_pixel_value(ds),
+                    pixel_value=pixels,
+                    pixel_at_end=pixels is not None and last is pixels,
                     ignore=marked,
                     shifted_dates=ProfileOption.RETAIN_LONG_MODIFIED_DATES in self.policy.options,
                     scrubber=context.built_scrubber,

@@ -217,6 +217,8 @@ class _Collector:
         self.fast = fast_reading()
         self.items: list[Identifier] = []
         self._seen: set[tuple[Category, str]] = set()
+        # (category, value) already given to add(): a second time adds nothing.
+        self._done: set[tuple[Category, str]] = set()
         self._devices: list[set[str]] = []
 
     def identifiers(self) -> tuple[Identifier, ...]:
@@ -234,6 +236,10 @@ class _Collector:
         return any(words <= device for device in self._devices)
 
     def add(self, category: Category, value: str, source: str) -> None:
+        done = (category, value)
+        if done in self._done:
+            return  # added then (and a duplicate now), or rejected again
+        self._done.add(done)
         text = value.strip(" \t\r\n\x00")
         if len(text) < _MIN_LENGTH:
             return
@@ -373,11 +379,31 @@ def _elements(
     except Exception:
         return
     for tag, held in items:
-        keyword = keyword_of(tag)
-        wanted = keyword in _WANTED_KEYWORDS or (in_code_sequence and keyword == "CodeValue")
-        if not wanted and held_vr(held, tag) not in _WANTED_VRS:
+        wanted = _TAG_WANTED.get(tag)
+        if wanted is None:
+            wanted = _tag_wanted(tag)
+        keyed = wanted == _WANTED or (wanted == _CODE_VALUE and in_code_sequence)
+        if not keyed and held_vr(held, tag) not in _WANTED_VRS:
             continue
         yield tag, held
+
+
+# Per tag, whether its keyword makes it wanted: always, only inside a code sequence
+# (CodeValue) or not. Tags only, no values; bounded.
+_NOT_WANTED, _WANTED, _CODE_VALUE = 0, 1, 2
+_TAG_WANTED: dict[int, int] = {}
+_TAG_WANTED_LIMIT = 50_000
+
+
+def _tag_wanted(tag: int) -> int:
+    keyword = keyword_of(tag)
+    if keyword in _WANTED_KEYWORDS:
+        wanted = _WANTED
+    else:
+        wanted = _CODE_VALUE if keyword == "CodeValue" else _NOT_WANTED
+    if len(_TAG_WANTED) < _TAG_WANTED_LIMIT:
+        _TAG_WANTED[tag] = wanted
+    return wanted
 
 
 def _raw_visits(
@@ -395,9 +421,11 @@ def _raw_visits(
     for item in items:
         for tag in sorted(item):
             held = item[tag]
-            keyword = keyword_of(tag)
-            wanted = keyword in _WANTED_KEYWORDS or (in_code_sequence and keyword == "CodeValue")
-            if not wanted and held.VR not in _WANTED_VRS:
+            wanted = _TAG_WANTED.get(tag)
+            if wanted is None:
+                wanted = _tag_wanted(tag)
+            keyed = wanted == _WANTED or (wanted == _CODE_VALUE and in_code_sequence)
+            if not keyed and held.VR not in _WANTED_VRS:
                 continue
             if held.VR == "SQ":
                 nested = element_keyword(tag) in _CODE_VALUE_SEQUENCES
@@ -459,13 +487,15 @@ def _long_enough(category: Category, text: str, key: str | None = None) -> bool:
     department names (``key``: ``_dedupe_key(text)`` when known)."""
     if len(text) < _MIN_LENGTH:
         return False
-    if text.isascii():
-        alnum = text.encode("ascii").translate(None, _ASCII_NOT_ALNUM).decode("ascii")
-    else:
+    if not text.isascii():
         alnum = "".join(char for char in text if char.isalnum())
+    elif key is not None:  # the same letters and digits, lower case, between spaces
+        alnum = key.replace(" ", "")
+    else:
+        alnum = text.encode("ascii").translate(None, _ASCII_NOT_ALNUM).decode("ascii")
     if len(alnum) < _MIN_LENGTH:
         return False
-    if category is Category.ID and all(char == "0" for char in alnum):
+    if category is Category.ID and not alnum.strip("0"):
         return False
     words = set((_dedupe_key(text) if key is None else key).split())
     if category not in _NAME_CATEGORIES and words <= _PLACEHOLDER_WORDS:

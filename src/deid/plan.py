@@ -9,13 +9,16 @@ and why. It changes nothing and decodes no value it does not need. The same plan
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from deid.codes import ActionCode, AttributeType, ProfileOption, Rule
 from deid.decisions import ITEM_TAG, Decision, Plan, Step, is_well_known_uid
+from deid.derived import derived_age
+from deid.plancache import LEVEL_LIMIT, LEVELS_LIMIT, Level, PlanCache, SequenceChoice, UidChoice
+from deid.plancache import Context as _Context
 from deid.policy import Policy
 from deid.private import KEPT_CREATOR, REMOVED_CREATOR, PrivateRules, PrivateVerdict, creators
 from deid.rawitems import convert_sequence
@@ -63,14 +66,6 @@ _STRUCTURE = {
 }
 
 
-class _Context(NamedTuple):
-    """What the enclosing sequences ask of unlisted elements (a tuple: cheap to hash)."""
-
-    clean_text: bool = False
-    dummy_text: bool = False
-    content_items: bool = False
-
-
 @dataclass(frozen=True, slots=True)
 class _Site:
     """One element being decided: where it is and what it is."""
@@ -98,6 +93,11 @@ class _Planner:
         self.retain_uids = ProfileOption.RETAIN_UIDS in self.options
         self.fast = fast_reading()
         self._codecs: dict[int, str | None] = {}
+        # What deciding one public element left for _public: a UID's two decisions (_uid),
+        # the context to plan a kept sequence's items in, and whether a value was read.
+        self._choice: UidChoice | None = None
+        self._descend: _Context | None = None
+        self._valued = False
 
     def add(
         self,
@@ -156,17 +156,28 @@ class _Planner:
         level_creators = creators(ds)
         kept_blocks: set[tuple[int, int]] = set()
         creator_sites: list[_Site] = []
-        cache = self.cache
+        level = self.cache.get((path, ctx))
+        if level is None:
+            level = {}
+            if len(self.cache) < LEVELS_LIMIT:
+                self.cache[(path, ctx)] = level
         out = self.out
         for base_tag, held in list(ds.items()):
             tag = int(base_tag)
             vr = held_vr(held, tag)
             group = tag >> 16
             public = group % 2 == 0 and group not in removed_overlays
-            if public and vr not in _UNCACHED_VRS and tag not in value_overrides:
-                cached = cache.get((path, tag, vr, ctx))
+            if public and tag not in value_overrides:
+                cached = level.get((tag, vr))
                 if cached is not None:
-                    out.append(cached)
+                    if isinstance(cached, Decision):
+                        out.append(cached)
+                    elif isinstance(cached, UidChoice):
+                        self._uid_choice(ds, tag, cached)
+                    else:
+                        out.append(cached.decision)
+                        site = _Site(ds, path, tags, tag, cached.decision.keyword, vr)
+                        self._items(site, cached.items)
                     continue
             site = _Site(ds, path, tags, tag, keyword_of(tag), vr)
             if group % 2 == 1:
@@ -184,9 +195,11 @@ class _Planner:
                 )
             elif tag in value_overrides:
                 action, reason = value_overrides[tag]
+                self._descend = None
                 self._emit(site, action, Rule.STRUCTURED, reason, ctx, None)
+                self._descend_into(site)
             else:
-                self._public(site, ctx)
+                self._public(site, ctx, level)
         for site in creator_sites:
             kept = (site.tag >> 16, site.tag & 0xFF) in kept_blocks
             verdict = KEPT_CREATOR if kept else REMOVED_CREATOR
@@ -201,15 +214,30 @@ class _Planner:
 
     # -- public elements ----------------------------------------------------------------
 
-    def _public(self, site: _Site, ctx: _Context) -> None:
-        """Decide a public element; decisions that need no value are remembered per place."""
-        if site.vr in _UNCACHED_VRS:
-            self._public_decide(site, ctx)
-            return
+    def _public(self, site: _Site, ctx: _Context, level: Level) -> None:
+        """Decide a public element; decisions that need no value are remembered per place
+        (for a UID remapped unless well known: both decisions, see :meth:`_uid`)."""
         start = len(self.out)
+        self._clear_notes()
         self._public_decide(site, ctx)
-        if len(self.out) == start + 1 and len(self.cache) < _CACHE_LIMIT:
-            self.cache[(site.path, site.tag, site.vr, ctx)] = self.out[start]
+        if len(self.out) == start + 1 and not self._valued and len(level) < LEVEL_LIMIT:
+            entry: Decision | UidChoice | SequenceChoice = self.out[start]
+            if self._choice is not None:
+                entry = self._choice
+            elif self._descend is not None:
+                entry = SequenceChoice(self.out[start], self._descend)
+            level[(site.tag, site.vr)] = entry
+        self._descend_into(site)
+
+    def _clear_notes(self) -> None:
+        self._choice = self._descend = None
+        self._valued = False
+
+    def _descend_into(self, site: _Site) -> None:
+        """Plan the items of a kept sequence, as the decision just made asked."""
+        if self._descend is not None:
+            ctx, self._descend = self._descend, None
+            self._items(site, ctx)
 
     def _public_decide(self, site: _Site, ctx: _Context) -> None:
         group, element = site.tag >> 16, site.tag & 0xFFFF
@@ -245,7 +273,7 @@ class _Planner:
             self.add(
                 site, ActionCode.K, ActionCode.K, Rule.UNLISTED, "not listed: kept, items processed"
             )
-            self._items(site, _Context(ctx.clean_text, ctx.dummy_text, False))
+            self._descend = _Context(ctx.clean_text, ctx.dummy_text, False)
         elif ctx.dummy_text and vr in _FREE_TEXT_VRS:
             reason = "free text inside a sequence the profile dummies"
             self.add(site, ActionCode.D, ActionCode.D, Rule.CONTEXT, reason)
@@ -329,7 +357,7 @@ class _Planner:
             pseudonym=pseudo,
         )
         if site.vr == "SQ" and action in _KEEPS_ITEMS:
-            self._items(site, self._child_context(site, action, rule, option, ctx))
+            self._descend = self._child_context(site, action, rule, option, ctx)
 
     def _child_context(
         self,
@@ -369,29 +397,29 @@ class _Planner:
                 option=ProfileOption.RETAIN_UIDS,
             )
             return
-        values = self._uid_values(site)
-        if values and all(is_well_known_uid(str(v)) for v in values):
-            self.add(
-                site,
-                ActionCode.K,
-                code,
-                Rule.WELL_KNOWN_UID,
-                "well-known UID of the standard: never remapped",
-            )
-            return
-        self.add(site, ActionCode.U, code, rule, reason, option=option)
+        where = (site.path, site.tag, site.keyword, site.vr)
+        known = Decision(*where, ActionCode.K, code, Rule.WELL_KNOWN_UID, _WELL_KNOWN)
+        remap = Decision(*where, ActionCode.U, code, rule, reason, None, option)
+        self._choice = UidChoice(known, remap)
+        self._uid_choice(site.ds, site.tag, self._choice)
 
-    def _uid_values(self, site: _Site) -> list[Any]:
+    def _uid_choice(self, ds: Dataset, tag: int, choice: UidChoice) -> None:
+        """Keep well-known UIDs, remap the others (a value picks the decision)."""
+        values = self._uid_values(ds, tag)
+        known = values and all(is_well_known_uid(str(v)) for v in values)
+        self.out.append(choice.known if known else choice.remap)
+
+    def _uid_values(self, ds: Dataset, tag: int) -> list[Any]:
         """The UIDs of an element; read raw when pydicom would write them back unchanged."""
         if self.fast:
-            held = stored(site.ds, site.tag)
+            held = stored(ds, tag)
             if isinstance(held, RawDataElement) and raw_vr(held) == "UI":
-                codec = self._codec(site.ds)
+                codec = self._codec(ds)
                 values = read_values(held, "UI", codec) if codec is not None else None
                 if values is not None and is_canonical(held, "UI", values, str(codec)):
                     return values
         try:
-            value = site.ds[site.tag].value
+            value = ds[tag].value
         except Exception:  # an unreadable UID is remapped like any other (or fails in apply)
             value = None
         return [] if value is None else [value] if isinstance(value, str) else list(value)
@@ -423,6 +451,7 @@ class _Planner:
 
     def _local_codes(self, site: _Site) -> None:
         """Clean Descriptors on a code sequence: items of private coding schemes go."""
+        self._valued = True
         convert_sequence(site.ds, site.tag)
         for index, item in enumerate(site.ds[site.tag].value or ()):
             scheme = item.get("CodingSchemeDesignator")
@@ -480,16 +509,12 @@ class _Planner:
         return groups
 
 
+_WELL_KNOWN = "well-known UID of the standard: never remapped"
+
+
 def _row_reason(row: ProfileRow, code: ActionCode, option: ProfileOption | None) -> str:
     source = f"option {option.value}" if option else "Basic"
     return f"E.1-1 row {row.line} {row.tag} {row.name}: {source} {code.value}"
-
-
-#: Decisions that depend only on place, tag, VR and context, for one policy and SOP Class
-#: (decisions are immutable: the same one serves every object of the class).
-PlanCache = dict[tuple[object, ...], Decision]
-_UNCACHED_VRS = frozenset({"SQ", "UI"})
-_CACHE_LIMIT = 100_000
 
 
 def build_plan(ds: Dataset, policy: Policy, cache: dict[str, PlanCache] | None = None) -> Plan:
@@ -506,41 +531,11 @@ def build_plan(ds: Dataset, policy: Policy, cache: dict[str, PlanCache] | None =
     if meta is not None:
         planner.plan_file_meta(meta)
     planner.plan_dataset(ds, (), (), _Context())
-    derived = _derive_age(ds, policy, planner)
+    age = derived_age(ds, policy)
+    if age is not None:  # it replaces the decision on Patient's Age, if any
+        planner.out = [d for d in planner.out if not (d.tag == age.tag and not d.path)]
+        planner.out.append(age)
     known = sop_class_uid in iod_types().by_sop_class
-    return Plan(tuple(planner.out), policy, sop_class_uid, sop.iod if sop else "", known, derived)
-
-
-def reference_date(ds: Dataset) -> str:
-    """The study's date (YYYYMMDD) for Patient's Age: Study, Series, Acquisition, Content."""
-    for keyword in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"):
-        value = str(get_value(ds, keyword) or "").strip()
-        if len(value) == 8 and value.isdigit():
-            return value
-    return ""
-
-
-def _derive_age(ds: Dataset, policy: Policy, planner: _Planner) -> bool:
-    """Retain Patient Characteristics: compute Patient's Age before the birth date goes."""
-    if ProfileOption.RETAIN_PATIENT_CHARACTERISTICS not in policy.options:
-        return False
-    if str(get_value(ds, "PatientAge") or "").strip():
-        return False
-    birth = str(get_value(ds, "PatientBirthDate") or "").strip()
-    if len(birth) != 8 or not birth.isdigit() or not reference_date(ds):
-        return False
-    planner.out = [d for d in planner.out if not (d.tag == 0x00101010 and not d.path)]
-    site = _Site(ds, (), (), 0x00101010, "PatientAge", "AS")
-    reason = (
-        "computed from Patient's Birth Date and the study date before the birth date is "
-        "removed (Retain Patient Characteristics)"
+    return Plan(
+        tuple(planner.out), policy, sop_class_uid, sop.iod if sop else "", known, age is not None
     )
-    planner.add(
-        site,
-        ActionCode.D,
-        ActionCode.K,
-        Rule.DERIVED,
-        reason,
-        option=ProfileOption.RETAIN_PATIENT_CHARACTERISTICS,
-    )
-    return True

@@ -56,6 +56,7 @@ def verify(
     ignore: Collection[str] = (),
     shifted_dates: bool = False,
     scrubber: Scrubber | None = None,
+    pixel_at_end: bool = False,
 ) -> None:
     """Raise :class:`~deid.errors.ResidualPhiError` when the output holds an identifier.
 
@@ -75,6 +76,7 @@ def verify(
         ignore=ignore,
         shifted_dates=shifted_dates,
         scrubber=scrubber,
+        pixel_at_end=pixel_at_end,
     )
     if hits:
         raise ResidualPhiError(hits)
@@ -90,6 +92,7 @@ def find_residual(
     ignore: Collection[str] = (),
     shifted_dates: bool = False,
     scrubber: Scrubber | None = None,
+    pixel_at_end: bool = False,
 ) -> tuple[str, ...]:
     """Find the identifiers of the input in the output.
 
@@ -117,6 +120,9 @@ def find_residual(
     scrubber
         A :class:`~deid.descriptors.Scrubber` already built for the same identifiers (after
         ``skip``): its keys and text matcher are reused instead of built again.
+    pixel_at_end
+        The caller knows that ``encoded`` ends with ``pixel_value`` (it wrote it last): the
+        bytes are not compared again.
 
     Coded strings (VR CS: defined terms such as Image Type) are not searched: a patient whose
     name is a defined term would otherwise reject every image. A raw-byte hit is attributed to
@@ -145,7 +151,8 @@ def find_residual(
         raw_keys = (key for key in keys if key.ascii and key.length >= _MIN_RAW_LENGTH)
         raw = WordMatcher(raw_keys, dates, RAW)
         needles = _non_ascii_needles(kept.items)
-        found = sorted(set(_raw_hits(encoded, pixel_value, raw, needles)))
+        regions = _regions(encoded, pixel_value, pixel_at_end) if raw or needles else []
+        found = sorted(set(_raw_hits(encoded, regions, raw, needles)))
         if found:
             hits.extend(_attribute(encoded, found, ignored, exempt))
     return tuple(hits)
@@ -397,14 +404,14 @@ def _person_name(value: PersonName) -> str:
 
 def _raw_hits(
     encoded: bytes,
-    pixel_value: bytes | None,
+    regions: list[tuple[int, int]],
     matcher: WordMatcher,
     needles: dict[str, Category],
 ) -> Iterator[tuple[int, str]]:
-    """``(offset, category)`` of identifiers in the encoded bytes outside the pixel value."""
+    """``(offset, category)`` of identifiers in the ``regions`` of the encoded bytes."""
     if not matcher and not needles:
         return
-    for start, stop in _regions(encoded, pixel_value):
+    for start, stop in regions:
         data = encoded[start:stop]
         for offset, _, category in matcher.byte_spans(data):
             yield start + offset, category.value
@@ -445,11 +452,16 @@ def _is_alnum(text: str, index: int) -> bool:
     return 0 <= index < len(text) and text[index].isascii() and text[index].isalnum()
 
 
-def _regions(encoded: bytes, pixel_value: bytes | None) -> list[tuple[int, int]]:
-    """The byte ranges to search: all of ``encoded`` but the pixel value when it is found."""
+def _regions(
+    encoded: bytes, pixel_value: bytes | None, at_end: bool = False
+) -> list[tuple[int, int]]:
+    """The byte ranges to search: all of ``encoded`` but the pixel value when it is found
+    (``at_end``: known to end ``encoded``, as the first end tried below would find)."""
     size = len(encoded)
     if pixel_value:
         length = len(pixel_value)
+        if at_end and length <= size:
+            return [(0, size - length)]
         for trailer in range(min(_MAX_TRAILER, size - length) + 1):
             end = size - trailer
             if encoded.endswith(pixel_value, 0, end):
