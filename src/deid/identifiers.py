@@ -23,7 +23,7 @@ from pydicom.valuerep import PersonName
 
 from deid.rawitems import as_if_converted, sequence_items
 from deid.tags import element_keyword, format_tag, held_vr, keyword_of
-from deid.values import fast_reading, is_canonical, level_codec, raw_vr, read_values
+from deid.values import fast_reading, is_canonical, level_codec, peek, raw_vr, read_values
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -264,7 +264,7 @@ class _Collector:
                         # What pydicom would decode, and write back unchanged: stays raw.
                         self._visit_values(vr, element_keyword(tag), tag, values, in_code_sequence)
                         continue
-                elem = ds[tag]
+                elem = peek(ds, tag)
             except Exception:  # pydicom raises on malformed values: skip them
                 continue
             try:

@@ -38,6 +38,7 @@ from deid.values import (
     get_value,
     is_canonical,
     level_codec,
+    peek,
     raw_vr,
     read_values,
 )
@@ -419,7 +420,7 @@ class _Planner:
                 if values is not None and is_canonical(held, "UI", values, str(codec)):
                     return values
         try:
-            value = ds[tag].value
+            value = peek(ds, tag).value
         except Exception:  # an unreadable UID is remapped like any other (or fails in apply)
             value = None
         return [] if value is None else [value] if isinstance(value, str) else list(value)

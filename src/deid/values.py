@@ -30,11 +30,11 @@ from typing import Any
 from pydicom import config
 from pydicom import hooks as pydicom_hooks
 from pydicom.datadict import DicomDictionary, tag_for_keyword  # type: ignore[attr-defined]
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from deid.tags import stored
+from deid.tags import element_vr, stored
 
 __all__ = [
     "CODECS",
@@ -222,7 +222,19 @@ def get_value(ds: Dataset, keyword: str) -> Any:
             values = read_values(held, vr, codec)
             if values is not None and len(values) == 1 and is_canonical(held, vr, values, codec):
                 return values[0]
-    return ds[tag].value
+    return peek(ds, tag).value
+
+
+def peek(ds: Dataset, tag: int) -> DataElement:
+    """``ds[tag]`` without replacing the raw element ``ds`` holds (sequences excepted).
+
+    Reading a value to decide (identifiers, UIDs) must not change how a kept element leaves:
+    stored converted, pydicom would re-encode it (a NUL-padded text gets a space, say).
+    """
+    held = stored(ds, tag)
+    if isinstance(held, RawDataElement) and element_vr(ds, tag) != "SQ":
+        return convert_raw_data_element(held, encoding=ds._character_set, ds=ds)
+    return ds[tag]
 
 
 def raw_element(old: RawDataElement, vr: str, data: bytes) -> RawDataElement:
