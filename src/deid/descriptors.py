@@ -37,6 +37,8 @@ class Scrubber:
         self.keys = identifier_keys(identifiers.items)
         dates = (item.value for item in identifiers.items if item.category is Category.DATE)
         self.matcher = WordMatcher(self.keys, dates, TEXT)
+        #: Built by :mod:`deid.verify` from the same keys (one object's life, like this one).
+        self.searches: object = None
 
     def spans(self, text: str) -> list[Span]:
         """``(start, end, category)`` of every identifier in ``text``, by start (no values)."""

@@ -205,6 +205,20 @@ def encode_values(value: object, vr: str, codec: str) -> bytes | None:
 
 def is_canonical(raw: RawDataElement, vr: str, values: Iterable[str], codec: str) -> bool:
     """Whether pydicom, having decoded ``raw`` into ``values``, would write the same bytes."""
+    if type(values) is list and len(values) == 1 and (vr in _DEFAULT_VRS or codec in CODECS):
+        value = values[0]
+        if type(value) is str and value.isascii():
+            # encode_values for one ASCII value, whose bytes are the same in every codec here
+            if vr == "UI":
+                value = value.strip()
+            elif vr == "PN":
+                value = value.rstrip("=")
+            data = value.encode("ascii")
+            if len(data) % 2:
+                data += b"\x00" if vr == "UI" else b" "
+            if len(data) > _MAX_SHORT and vr not in _LONG_VRS:
+                return False
+            return data == raw.value
     return encode_values(list(values), vr, codec) == raw.value
 
 

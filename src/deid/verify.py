@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import bisect
 import datetime
+import functools
 import io
+import re
 from collections.abc import Collection, Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -29,7 +31,7 @@ from deid.identifiers import Category, Identifier, Identifiers
 from deid.matching import RAW, TEXT, WordMatcher, identifier_keys, lower_same_length
 from deid.rawitems import convert_sequence
 from deid.tags import element_vr, format_tag, held_vr, keyword_of, stored
-from deid.values import fast_reading, level_codec, raw_vr, read_values
+from deid.values import TEXT_VRS, fast_reading, level_codec, raw_vr, read_values
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -138,24 +140,53 @@ def find_residual(
     kept = identifiers.without(*skip)
     if not kept:
         return ()
-    dates = [item.value for item in kept.items if item.category is Category.DATE]
-    if scrubber is not None and scrubber.items == kept.items:
-        keys, text = scrubber.keys, scrubber.matcher
-    else:
-        keys = identifier_keys(kept.items)
-        text = WordMatcher(keys, dates, TEXT)
+    shared = scrubber is not None and scrubber.items == kept.items
+    searches = scrubber.searches if scrubber is not None and shared else None
+    if not isinstance(searches, _Searches):
+        searches = _Searches(kept.items, scrubber if shared else None)
+        if scrubber is not None and shared:
+            scrubber.searches = searches
+    text = searches.text
     ignored = tuple(ignore)
     exempt = _DATE_VRS if shifted_dates else frozenset()
-    hits = sorted(set(_decoded_hits(ds, text, ignored, exempt)))
+    # Kept plain-ASCII values are first searched decoded only for what the raw search cannot
+    # find (see _gather); when either search finds anything, they are searched in full, so
+    # that the hits are those of one full decoded search.
+    narrow = bool(encoded) and fast_reading() and _verbatim(ds)
+    found_texts, verbatim = _texts(ds, ignored, narrow)
+    decoded = set(_search(found_texts, text, exempt))
+    again = False
+    if verbatim is not None:
+        again = any(True for _ in _search(verbatim, searches.short, exempt))
+    found: list[tuple[int, str]] = []
     if encoded:
-        raw_keys = (key for key in keys if key.ascii and key.length >= _MIN_RAW_LENGTH)
-        raw = WordMatcher(raw_keys, dates, RAW)
-        needles = _non_ascii_needles(kept.items)
+        raw, needles = searches.raw, searches.needles
         regions = _regions(encoded, pixel_value, pixel_at_end) if raw or needles else []
         found = sorted(set(_raw_hits(encoded, regions, raw, needles)))
-        if found:
-            hits.extend(_attribute(encoded, found, ignored, exempt))
+    if verbatim is not None and (again or found):
+        decoded = set(_search(_texts(ds, ignored, False)[0], text, exempt))
+    hits = sorted(decoded)
+    if found:
+        hits.extend(_attribute(encoded or b"", found, ignored, exempt))
     return tuple(hits)
+
+
+class _Searches:
+    """The matchers of one set of identifiers (kept on the scrubber built from the same)."""
+
+    def __init__(self, items: tuple[Identifier, ...], scrubber: Scrubber | None) -> None:
+        dates = [item.value for item in items if item.category is Category.DATE]
+        if scrubber is not None:
+            keys, self.text = scrubber.keys, scrubber.matcher
+        else:
+            keys = identifier_keys(items)
+            self.text = WordMatcher(keys, dates, TEXT)
+        raw_keys = [key for key in keys if key.ascii and key.length >= _MIN_RAW_LENGTH]
+        self.raw = WordMatcher(raw_keys, dates, RAW)
+        # What the raw search cannot find, for kept values (see _gather).
+        short_keys = [key for key in keys if not key.ascii or key.length < _MIN_RAW_LENGTH]
+        self.short = WordMatcher(short_keys, dates, TEXT)
+        self.needles = _non_ascii_needles(items)
 
 
 _DATE_VRS = frozenset({"DA", "DT"})
@@ -231,17 +262,36 @@ def _spans(ds: Dataset, base: int, path: str, out: list[tuple[int, int, str, str
 # -- decoded values ------------------------------------------------------------------------
 
 
-def _decoded_hits(
-    ds: Dataset, matcher: WordMatcher, ignore: tuple[str, ...], exempt: frozenset[str]
-) -> Iterator[str]:
-    """Search all decoded text values at once, joined by NUL (no match crosses a NUL)."""
-    places: list[tuple[str, int, str]] = []
-    texts: list[str] = []
+def _verbatim(ds: Dataset) -> bool:
+    """Whether the encoded output holds every raw element's value as its bytes, in plain
+    little-endian framing (not deflated, not byte-swapped)."""
+    file_meta = getattr(ds, "file_meta", None)
+    ts = str(getattr(file_meta, "TransferSyntaxUID", "") or "")
+    return ts in _VERBATIM_SYNTAXES
+
+
+_VERBATIM_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
+
+
+_Found = tuple[list[tuple[str, int, str]], list[str]]
+
+
+def _texts(ds: Dataset, ignore: tuple[str, ...], narrow: bool) -> tuple[_Found, _Found | None]:
+    """The decoded text values with where they sit; with ``narrow``, kept plain-ASCII raw
+    values apart (see :func:`_gather`)."""
+    found: _Found = ([], [])
+    verbatim: _Found | None = ([], []) if narrow else None
     fast = fast_reading()
     file_meta = getattr(ds, "file_meta", None)
     if file_meta is not None:
-        _gather(file_meta, "", places, texts, ignore, fast)
-    _gather(ds, "", places, texts, ignore, fast)
+        _gather(file_meta, "", found[0], found[1], ignore, fast)
+    _gather(ds, "", found[0], found[1], ignore, fast, verbatim)
+    return found, verbatim
+
+
+def _search(found: _Found, matcher: WordMatcher, exempt: frozenset[str]) -> Iterator[str]:
+    """Search all the texts at once, joined by NUL (no match crosses a NUL)."""
+    places, texts = found
     if not texts or not matcher:
         return
     starts: list[int] = []
@@ -258,6 +308,7 @@ def _decoded_hits(
         yield f"{path}{format_tag(tag)}{name}: {category.value}"
 
 
+@functools.lru_cache(maxsize=1024)
 def _ignored_here(path: str, ignore: tuple[str, ...]) -> frozenset[int] | None:
     """The tags of this level that ``ignore`` names (``None``: the whole level is ignored).
 
@@ -287,24 +338,33 @@ def _gather(
     texts: list[str],
     ignore: tuple[str, ...],
     fast: bool = False,
+    kept: _Found | None = None,
 ) -> None:
     """Append every text value of ``ds`` and its sequences, with where it sits.
 
     Raw (undecoded) values of single-byte or UTF-8 data sets are read as latin-1 text, which
     keeps every ASCII identifier findable without pydicom's decoding; others are decoded
     (text values still raw as pydicom would, by :mod:`deid.values`).
+
+    With ``kept`` (fast reading, written as read), a raw text value of a single-byte or UTF-8
+    level that is one printable ASCII value under 12288 bytes (no backslash, no control
+    character; padding aside) goes there instead, as its bytes less trailing padding: the
+    same words as its decoded value, and the output holds its bytes as read, so that the
+    raw-byte search finds every ASCII identifier of four characters or more in it (no
+    header byte before a value of that size is a letter or digit).
     """
     skipped = _ignored_here(path, ignore)
     if skipped is None:
         return
     simple = _simple_charset(ds)
     codec = level_codec(ds) if fast and not simple else None
+    narrow = kept is not None and (simple or codec is not None)
     for base_tag, held in list(ds.items()):
         tag = int(base_tag)
-        if tag in skipped:
+        if skipped and tag in skipped:
             continue
         vr = held_vr(held, tag)
-        if vr == "CS":
+        if vr in _NOT_SEARCHED:
             continue
         if vr == "UN":
             text = _textual(held.value if held is not None else None)
@@ -312,8 +372,15 @@ def _gather(
                 places.append((path, tag, vr))
                 texts.append(text)
             continue
-        if vr in _NO_TEXT_VRS and vr != "SQ":
-            continue
+        if narrow and vr in TEXT_VRS and isinstance(held, RawDataElement):
+            raw = held.value
+            if raw is not None and len(raw) < _MAX_PLAIN:
+                body = raw.rstrip(b" \x00")
+                if _NOT_PLAIN.search(body) is None:
+                    if body and kept is not None:
+                        kept[0].append((path, tag, vr))
+                        kept[1].append(body.decode("ascii"))
+                    continue
         values = None
         if codec is not None and isinstance(held, RawDataElement) and raw_vr(held) == vr:
             values = read_values(held, vr, codec)
@@ -330,7 +397,7 @@ def _gather(
             if vr == "SQ":
                 location = f"{path}{format_tag(tag)}"
                 for index, item in enumerate(elem.value or ()):
-                    _gather(item, f"{location}[{index}]>", places, texts, ignore, fast)
+                    _gather(item, f"{location}[{index}]>", places, texts, ignore, fast, kept)
                 continue
             value = elem.value
             text = value if type(value) is str else _text(value)
@@ -339,6 +406,9 @@ def _gather(
             texts.append(text)
 
 
+_NOT_SEARCHED = frozenset({"CS"} | _NO_TEXT_VRS - {"SQ", "UN"})
+_MAX_PLAIN = 0x3000  # a 2-byte length's high byte stays below "0"
+_NOT_PLAIN = re.compile(rb"[^ -\[\]-~]")  # a byte that is not printable ASCII, or a backslash
 _MAX_UN_TEXT = 4096
 _PRINTABLE = frozenset(range(0x20, 0x7F)) | frozenset(range(0xA0, 0x100)) | {0, 9, 10, 13}
 
