@@ -80,14 +80,6 @@ def is_private_creator(tag: int) -> bool:
     return is_private_group(tag >> 16) and 0x0010 <= (tag & 0xFFFF) <= 0x00FF
 
 
-def private_block(tag: int) -> int | None:
-    """Block byte (0x10-0xFF) of a private data element, or None for creators and others."""
-    elem = tag & 0xFFFF
-    if not is_private_group(tag >> 16) or elem < 0x1000:
-        return None
-    return elem >> 8
-
-
 def repeating_pattern(tag: int) -> str | None:
     """The repeating-group row a public tag falls under, if any."""
     group, elem = tag >> 16, tag & 0xFFFF
