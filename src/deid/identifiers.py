@@ -21,6 +21,14 @@ from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
+from deid.names import (
+    ASCII_NOT_ALNUM,
+    MIN_LENGTH,
+    PLACEHOLDER_WORDS,
+    dedupe_key,
+    name_forms,
+    name_parts,
+)
 from deid.rawitems import as_if_converted, sequence_items
 from deid.tags import element_keyword, format_tag, held_vr, keyword_of
 from deid.values import fast_reading, is_canonical, level_codec, peek, raw_vr, read_values
@@ -141,31 +149,6 @@ _BY_KEYWORD: dict[str, Category] = {
 # Inside these sequences, the code value is an identifier too.
 _CODE_VALUE_SEQUENCES = frozenset({"PatientInsurancePlanCodeSequence"})
 
-# Tokens of a name that say nothing about the person (titles, suffixes, particles).
-_NOT_NAME_PARTS = frozenset(
-    {
-        "DR", "MR", "MRS", "MS", "MX", "MISS", "JR", "SR", "II", "III", "IV", "PROF", "PHD",
-        "MD", "REV", "SIR", "DDS", "DMD", "RN", "ESQ", "VAN", "VON", "DER", "DEN", "DEL",
-        "DES", "DOS", "DAS", "LA", "LE", "DE", "DI", "DU", "DA",
-    }
-)  # fmt: skip
-
-# Values that say nothing (placeholders), and department words that name no place: an
-# identifier made only of these is skipped, so that verification does not reject every
-# output that mentions "RADIOLOGY".
-_PLACEHOLDER_WORDS = frozenset(
-    {
-        "none", "unknown", "unk", "na", "n", "a", "nil", "null", "anonymous", "anonymized",
-        "anonymised", "anon", "removed", "redacted", "deidentified", "blank", "empty",
-        "patient", "test",
-    }
-)  # fmt: skip
-# Placeholder words that are no one's name, even beside a real one ("DOE^PATIENT"). Words
-# that are also surnames (Blank, Null, ...) are not here: they stay name parts.
-_NEVER_NAME_PARTS = frozenset(
-    {"patient", "test", "anonymous", "anonymized", "anonymised", "anon", "unknown", "none",
-     "removed", "redacted", "deidentified"}
-)  # fmt: skip
 # A value made of the words of one of these names a device or its maker, not a person or a
 # place (test and phantom objects, AI results whose "creator" is the vendor). The output keeps
 # these attributes, so such a value is not treated as an identifier.
@@ -181,7 +164,6 @@ _GENERIC_DEPARTMENT_WORDS = frozenset(
         "interventional", "unit", "clinic", "of", "and", "the",
     }
 )  # fmt: skip
-_MIN_LENGTH = 3
 # Name parts are judged with their whole name (see _add_name_group): "BLANK" in "BLANK^MARIA"
 # is a surname, and is kept.
 _NAME_CATEGORIES = frozenset({Category.NAME, Category.NAME_PART})
@@ -232,7 +214,7 @@ class _Collector:
         )
 
     def _names_a_device(self, value: str) -> bool:
-        words = set(_dedupe_key(value).split())
+        words = set(dedupe_key(value).split())
         return any(words <= device for device in self._devices)
 
     def add(self, category: Category, value: str, source: str) -> None:
@@ -241,9 +223,9 @@ class _Collector:
             return  # added then (and a duplicate now), or rejected again
         self._done.add(done)
         text = value.strip(" \t\r\n\x00")
-        if len(text) < _MIN_LENGTH:
+        if len(text) < MIN_LENGTH:
             return
-        words = _dedupe_key(text)
+        words = dedupe_key(text)
         key = (category, words)
         if key in self._seen or not _long_enough(category, text, words):
             return  # (a value seen already adds nothing, whatever _long_enough says)
@@ -316,7 +298,7 @@ class _Collector:
             return
         if keyword in _DEVICE_KEYWORDS:
             self._devices.extend(
-                set(_dedupe_key(value).split()) for value in values if isinstance(value, str)
+                set(dedupe_key(value).split()) for value in values if isinstance(value, str)
             )
             return
         category = _BY_KEYWORD.get(keyword)
@@ -338,16 +320,16 @@ class _Collector:
             self._add_name_group(group, source)
 
     def _add_name_group(self, group: str, source: str) -> None:
-        words = {w for w in _dedupe_key(group).split() if len(w) >= _MIN_LENGTH}
-        if words and words <= _PLACEHOLDER_WORDS:
+        words = {w for w in dedupe_key(group).split() if len(w) >= MIN_LENGTH}
+        if words and words <= PLACEHOLDER_WORDS:
             return  # "ANONYMOUS", "Test^Patient": a placeholder names nobody
         parts = [part.strip() for part in group.split("^")] + [""] * 5
         family, given, middle = parts[0], parts[1], parts[2]
         self.add(Category.NAME, group.strip().rstrip("^").strip(), source)
-        for form in _name_forms(family, given, middle):
+        for form in name_forms(family, given, middle):
             self.add(Category.NAME, form, source)
         for part in (family, given, middle):
-            for candidate in _name_parts(part):
+            for candidate in name_parts(part):
                 self.add(Category.NAME_PART, candidate, source)
 
     def _add_date(self, value: object, source: str) -> None:
@@ -450,73 +432,25 @@ def _values(elem: DataElement) -> list[object]:
     return [value]
 
 
-def _name_forms(family: str, given: str, middle: str) -> list[str]:
-    """The usual spellings of a name without prefix and suffix, both orders."""
-    if not (family and given):
-        return []
-    if not middle:
-        return [f"{family} {given}", f"{given} {family}"]
-    return [
-        f"{family} {given} {middle}",
-        f"{family} {given}",
-        f"{given} {middle} {family}",
-        f"{given} {family}",
-    ]
-
-
-def _name_parts(part: str) -> list[str]:
-    """A name component and its words, when long enough and not a title or particle."""
-    found: list[str] = []
-    if _is_name_word(part):
-        found.append(part)
-    words = part.replace("-", " ").replace("'", " ").split()
-    if len(words) > 1:
-        found.extend(word for word in words if _is_name_word(word))
-    return found
-
-
-def _is_name_word(word: str) -> bool:
-    cleaned = word.strip(" .,")
-    if len(cleaned) < _MIN_LENGTH or cleaned.upper() in _NOT_NAME_PARTS:
-        return False
-    return cleaned.casefold() not in _NEVER_NAME_PARTS
-
-
 def _long_enough(category: Category, text: str, key: str | None = None) -> bool:
     """Skip empty, too short and placeholder values, IDs made only of zeros and generic
-    department names (``key``: ``_dedupe_key(text)`` when known)."""
-    if len(text) < _MIN_LENGTH:
+    department names (``key``: ``dedupe_key(text)`` when known)."""
+    if len(text) < MIN_LENGTH:
         return False
     if not text.isascii():
         alnum = "".join(char for char in text if char.isalnum())
     elif key is not None:  # the same letters and digits, lower case, between spaces
         alnum = key.replace(" ", "")
     else:
-        alnum = text.encode("ascii").translate(None, _ASCII_NOT_ALNUM).decode("ascii")
-    if len(alnum) < _MIN_LENGTH:
+        alnum = text.encode("ascii").translate(None, ASCII_NOT_ALNUM).decode("ascii")
+    if len(alnum) < MIN_LENGTH:
         return False
     if category is Category.ID and not alnum.strip("0"):
         return False
-    words = set((_dedupe_key(text) if key is None else key).split())
-    if category not in _NAME_CATEGORIES and words <= _PLACEHOLDER_WORDS:
+    words = set((dedupe_key(text) if key is None else key).split())
+    if category not in _NAME_CATEGORIES and words <= PLACEHOLDER_WORDS:
         return False
     return not (category is Category.INSTITUTION and words <= _GENERIC_DEPARTMENT_WORDS)
-
-
-def _dedupe_key(text: str) -> str:
-    """Values that differ only in case and separators are the same identifier."""
-    if text.isascii():  # the same words, found faster
-        words = text.lower().encode("ascii").translate(_ASCII_WORDS).decode("ascii").split()
-    else:
-        words = "".join(char if char.isalnum() else " " for char in text.casefold()).split()
-    return " ".join(words)
-
-
-# ASCII letters and digits kept, every other byte a space / deleted.
-_ASCII_WORDS = bytes(byte if chr(byte).isalnum() else 0x20 for byte in range(128)) + bytes(
-    [0x20] * 128
-)
-_ASCII_NOT_ALNUM = bytes(byte for byte in range(256) if not chr(byte).isalnum() or byte > 127)
 
 
 def _is_full_date(text: str) -> bool:

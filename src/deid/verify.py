@@ -15,12 +15,10 @@ from __future__ import annotations
 import bisect
 import datetime
 import functools
-import io
 import re
 from collections.abc import Collection, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
@@ -29,8 +27,9 @@ from deid.descriptors import Scrubber
 from deid.errors import ResidualPhiError
 from deid.identifiers import Category, Identifier, Identifiers
 from deid.matching import RAW, TEXT, WordMatcher, identifier_keys, lower_same_length
+from deid.offsets import element_spans
 from deid.rawitems import convert_sequence
-from deid.tags import element_vr, format_tag, held_vr, keyword_of, stored
+from deid.tags import format_tag, held_vr, keyword_of
 from deid.values import TEXT_VRS, fast_reading, level_codec, raw_vr, read_values
 
 if TYPE_CHECKING:
@@ -204,7 +203,7 @@ def _attribute(
     encoded: bytes, found: list[tuple[int, str]], ignore: tuple[str, ...], exempt: frozenset[str]
 ) -> list[str]:
     """Name the element behind each raw hit; drop hits in ignored and CS elements."""
-    spans = _element_spans(encoded)
+    spans = element_spans(encoded)
     out: list[str] = []
     for offset, category in found:
         inside = [s for s in spans if s[0] <= offset < s[1]]
@@ -216,47 +215,6 @@ def _attribute(
             continue
         out.append(f"raw bytes @offset {offset} in {location}: {category}")
     return sorted(set(out))
-
-
-def _element_spans(encoded: bytes) -> list[tuple[int, int, str, str]]:
-    """(start, end, location, VR) of every element value in ``encoded`` (pixels excluded)."""
-    try:
-        ds = dcmread(io.BytesIO(encoded), stop_before_pixels=True, force=True)
-    except Exception:  # unparseable output: every hit stays a hit
-        return []
-    spans: list[tuple[int, int, str, str]] = []
-    file_meta = getattr(ds, "file_meta", None)
-    if file_meta is not None:
-        _spans(file_meta, 0, "", spans)
-    _spans(ds, 0, "", spans)
-    return spans
-
-
-def _spans(ds: Dataset, base: int, path: str, out: list[tuple[int, int, str, str]]) -> None:
-    for tag in list(ds.keys()):
-        held = stored(ds, tag)
-        vr = element_vr(ds, int(tag))
-        location = f"{path}{format_tag(int(tag))}"
-        if held is None:
-            continue
-        if not isinstance(held, RawDataElement):
-            # A sequence parsed while reading (undefined length): its items' offsets are in
-            # the same frame as this data set's.
-            if vr == "SQ":
-                for index, item in enumerate(held.value or ()):
-                    _spans(item, base, f"{location}[{index}]>", out)
-            continue
-        if held.value is None:
-            continue
-        start = base + held.value_tell
-        out.append((start, start + len(held.value), location, vr))
-        if vr == "SQ":
-            try:
-                items = ds[tag].value or ()
-            except Exception:
-                continue
-            for index, item in enumerate(items):
-                _spans(item, start, f"{location}[{index}]>", out)
 
 
 # -- decoded values ------------------------------------------------------------------------
