@@ -142,7 +142,9 @@ def refine(action: str, vr: str, group: int, options: set[str]) -> str:
 def expected(row: dict[str, str], options: set[str], path: tuple[int, ...], vr: str) -> str:
     code = row["basic"]
     filled = [row[o] for o in OPTIONS if o in options and row[o]]
-    if filled:
+    if "retain_long_modified_dates" in options and row["retain_long_modified_dates"]:
+        code = row["retain_long_modified_dates"]  # the date shift wins (README, Semantics)
+    elif filled:
         code = "K" if "K" in filled else filled[0]
     return refine(resolve(code, path), vr, tag_of(row) >> 16, options)
 
@@ -214,3 +216,47 @@ def test_option_cell_overrides_basic(option: str, row: dict[str, str]) -> None:
     got = plan_for(tag, vr, {option}, nested=False)
     assert got is not None
     assert got.value == expected(row, {option}, (tag,), vr)
+
+
+PAIRS = [
+    (a, b)
+    for i, a in enumerate(OPTIONS)
+    for b in OPTIONS[i + 1 :]
+    if {a, b} != {"retain_long_full_dates", "retain_long_modified_dates"}
+]
+ALL_ROWS = [r for r in SINGLE if tag_of(r) >> 16 not in (0x0002, 0x0000)]
+
+
+@pytest.mark.parametrize(("first", "second"), PAIRS, ids=lambda v: v)
+def test_every_pair_of_options_on_every_row(first: str, second: str) -> None:
+    """Every row in one object, planned under two options at once: each gets its expected code."""
+    _check_all_rows({first, second})
+
+
+@pytest.mark.parametrize(
+    "dates", ["retain_long_full_dates", "retain_long_modified_dates"], ids=["full", "modified"]
+)
+def test_all_options_at_once_on_every_row(dates: str) -> None:
+    other = {"retain_long_full_dates", "retain_long_modified_dates"} - {dates}
+    _check_all_rows(set(OPTIONS) - other)
+
+
+def _check_all_rows(options: set[str]) -> None:
+    ds = make_dataset()
+    for keyword in ("PatientName", "PatientID", "StudyDate", "InstitutionName", "StudyTime",
+                    "AccessionNumber", "PatientBirthDate", "StudyID", "PatientSex",
+                    "FrameOfReferenceUID"):  # fmt: skip
+        del ds[keyword]
+    vrs = {}
+    for row in ALL_ROWS:
+        tag = tag_of(row)
+        vrs[tag] = guess_vr(tag, row["name"])
+        ds.add_new(tag, vrs[tag], value_for(vrs[tag]))
+    plan = build_plan(ds, Policy(options=frozenset(options)))
+    got = {d.tag: d.action.value for d in plan.decisions if not d.path and not d.in_file_meta}
+    wrong = [
+        row["tag"]
+        for row in ALL_ROWS
+        if got[tag_of(row)] != expected(row, options, (tag_of(row),), vrs[tag_of(row)])
+    ]
+    assert wrong == []
