@@ -260,3 +260,47 @@ def _check_all_rows(options: set[str]) -> None:
         if got[tag_of(row)] != expected(row, options, (tag_of(row),), vrs[tag_of(row)])
     ]
     assert wrong == []
+
+
+COMPOUND_ROWS = [r for r in SINGLE if "/" in r["basic"] and tag_of(r) >> 16 != 0x0002]
+SOP_CLASSES = {
+    "enhanced-ct": "1.2.840.10008.5.1.4.1.1.2.1",
+    "mr": "1.2.840.10008.5.1.4.1.1.4",
+    "us": "1.2.840.10008.5.1.4.1.1.6.1",
+    "comprehensive-sr": "1.2.840.10008.5.1.4.1.1.88.33",
+    "rt-plan": "1.2.840.10008.5.1.4.1.1.481.5",
+    "gsps": "1.2.840.10008.5.1.4.1.1.11.1",
+}
+
+
+def _types_for(sop_class: str) -> dict[tuple[int, ...], int]:
+    types: dict[tuple[int, ...], int] = {}
+    for row in _csv("iod-attribute-types.csv.gz"):
+        if row["sop_class_uid"] == sop_class:
+            path = tuple(int(p.strip("()").replace(",", ""), 16) for p in row["path"].split(">"))
+            strict = {"1": 3, "1C": 3, "2": 2, "2C": 2, "3": 1}[row["type"]]
+            types[path] = max(types.get(path, 0), strict)
+    return types
+
+
+@pytest.mark.parametrize("name", list(SOP_CLASSES))
+def test_every_compound_code_against_the_iod_types_of_other_iods(name: str) -> None:
+    sop_class = SOP_CLASSES[name]
+    types = _types_for(sop_class)
+    table = {"Z/D": "DZZ", "X/Z": "DZX", "X/D": "DZX", "X/Z/D": "DZX", "X/Z/U*": "UZX"}
+    assert len(COMPOUND_ROWS) == 50
+    wrong = []
+    for row in COMPOUND_ROWS:
+        tag = tag_of(row)
+        vr = guess_vr(tag, row["name"])
+        ds = make_dataset(sop_class=sop_class)
+        if tag in ds:
+            del ds[tag]
+        ds.add_new(tag, vr, value_for(vr))
+        got = build_plan(ds, Policy()).find(tag)
+        strict = types.get((tag,))
+        want = "X" if strict is None else table[row["basic"]][3 - strict]
+        want = refine(want, vr, tag >> 16, set())
+        if got is None or got.action.value != want:
+            wrong.append(row["tag"])
+    assert wrong == []
