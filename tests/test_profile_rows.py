@@ -149,21 +149,22 @@ def expected(row: dict[str, str], options: set[str], path: tuple[int, ...], vr: 
     return refine(resolve(code, path), vr, tag_of(row) >> 16, options)
 
 
-def plan_for(tag: int, vr: str, options: set[str], nested: bool) -> ActionCode | None:
+PLANTED = (
+    "PatientName", "PatientID", "StudyDate", "InstitutionName", "AccessionNumber",
+    "PatientBirthDate", "StudyID", "StudyTime", "PatientSex", "FrameOfReferenceUID",
+)  # fmt: skip
+
+
+def bare_dataset() -> Dataset:
+    """The factory object without the attributes the rows themselves plant."""
     ds = make_dataset()
-    for keyword in (
-        "PatientName",
-        "PatientID",
-        "StudyDate",
-        "InstitutionName",
-        "AccessionNumber",
-        "PatientBirthDate",
-        "StudyID",
-        "StudyTime",
-        "PatientSex",
-        "FrameOfReferenceUID",
-    ):
+    for keyword in PLANTED:
         del ds[keyword]
+    return ds
+
+
+def plan_for(tag: int, vr: str, options: set[str], nested: bool) -> ActionCode | None:
+    ds = bare_dataset()
     target = Dataset()
     target.add_new(tag, vr, value_for(vr))
     if nested:
@@ -242,11 +243,7 @@ def test_all_options_at_once_on_every_row(dates: str) -> None:
 
 
 def _check_all_rows(options: set[str]) -> None:
-    ds = make_dataset()
-    for keyword in ("PatientName", "PatientID", "StudyDate", "InstitutionName", "StudyTime",
-                    "AccessionNumber", "PatientBirthDate", "StudyID", "PatientSex",
-                    "FrameOfReferenceUID"):  # fmt: skip
-        del ds[keyword]
+    ds = bare_dataset()
     vrs = {}
     for row in ALL_ROWS:
         tag = tag_of(row)
