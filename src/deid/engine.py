@@ -27,6 +27,7 @@ from deid import gates
 from deid.actions import ApplyContext, apply_plan
 from deid.audit import AuditRecord
 from deid.codes import ActionCode, Outcome, ProfileOption, RejectReason
+from deid.derived import reference_date
 from deid.descriptors import Scrubber
 from deid.encoding import encode_with_last
 from deid.errors import DeidError, PolicyError, RejectedError
@@ -167,10 +168,7 @@ class Deidentifier:
         except DeidError:
             raise
         except Exception as exc:
-            # Any other error: the object is not released, and the message names no value.
-            logger.debug("stage %s failed: %s", stage, type(exc).__name__)
-            detail = f"{stage} failed ({type(exc).__name__})"
-            raise RejectedError(RejectReason.INVALID_DATASET, detail) from None
+            raise _rejection(stage, exc) from None
         return DeidResult(ds, data, plan, audit)
 
     def _context(self, ds: Dataset, identifiers: Identifiers) -> ApplyContext:
@@ -178,12 +176,6 @@ class Deidentifier:
         name = _str(get_value(ds, "PatientName")) or ""
         low, high = self.policy.date_shift_days
         shift = self.pseudonymizer.date_shift_days(patient_id or name, low, high)
-        reference = ""
-        for keyword in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"):
-            value = (_str(get_value(ds, keyword)) or "").strip()
-            if len(value) == 8 and value.isdigit():
-                reference = value
-                break
         return ApplyContext(
             pseudonymizer=self.pseudonymizer,
             patient_id=patient_id,
@@ -191,7 +183,7 @@ class Deidentifier:
             shift_days=shift,
             scrubber_factory=lambda: Scrubber(identifiers),
             birth_date=(_str(get_value(ds, "PatientBirthDate")) or "").strip(),
-            reference_date=reference,
+            reference_date=reference_date(ds),
         )
 
 
@@ -208,9 +200,13 @@ def _guard(stage: str, func: Callable[[], _T]) -> _T:
     except DeidError:
         raise
     except Exception as exc:
-        logger.debug("stage %s failed: %s", stage, type(exc).__name__)
-        detail = f"{stage} failed ({type(exc).__name__})"
-        raise RejectedError(RejectReason.INVALID_DATASET, detail) from None
+        raise _rejection(stage, exc) from None
+
+
+def _rejection(stage: str, exc: Exception) -> RejectedError:
+    """Any other error: the object is not released, and the message names no value."""
+    logger.debug("stage %s failed: %s", stage, type(exc).__name__)
+    return RejectedError(RejectReason.INVALID_DATASET, f"{stage} failed ({type(exc).__name__})")
 
 
 def _for_verification(identifiers: Identifiers, policy: Policy) -> Identifiers:
