@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 DEMO_DIR ?= demo-output
+# The PP-OCRv4 ONNX models (inside the wheel); its own dependencies are not wanted (see pyproject).
+OCR_MODELS := rapidocr-onnxruntime==1.4.4
 
 .PHONY: demo test lint typecheck pytest bench clean
 
@@ -17,7 +19,8 @@ $(STAMP_RUN): pyproject.toml | $(BIN)/python
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ocr,codecs]"
+	$(BIN)/python -m pip install --quiet --no-deps $(OCR_MODELS)
 	touch $@ $(STAMP_RUN)
 
 demo: $(STAMP_RUN)
