@@ -81,7 +81,11 @@ class OcrEngine(Protocol):
     """
 
     name: ClassVar[str]
-    recognizes: ClassVar[bool]
+
+    @property
+    def recognizes(self) -> bool:
+        """Whether :meth:`detect` fills ``TextBox.text`` (a class or an instance attribute)."""
+        ...
 
     def detect(self, image: npt.NDArray[np.uint8]) -> list[TextBox]:
         """Return the text regions of ``image``."""

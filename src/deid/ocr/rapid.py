@@ -1,0 +1,315 @@
+"""RapidOcr: the PP-OCRv4 text detector (and optionally its recogniser) run with onnxruntime.
+
+The ONNX models are the ones shipped inside the ``rapidocr-onnxruntime`` 1.4.4 wheel, installed
+without its dependencies (it requires the GUI ``opencv-python``, which clashes with the headless
+one)::
+
+    pip install 'deid-dicom[ocr]'
+    pip install --no-deps rapidocr-onnxruntime==1.4.4
+
+Only the model files are used: the package itself is never imported. Pre- and post-processing
+are our own:
+
+Detection (DB, "differentiable binarisation")
+    The image is resized so that its longer side is at most ``max_side`` and both sides are
+    multiples of 32, scaled to [-1, 1], and run through the detector, which returns a text
+    probability per pixel. Pixels above ``threshold`` are joined (a small dilation) into
+    connected regions; a region whose mean probability is below ``box_threshold`` is dropped
+    (``0`` keeps every region: a missed box is PHI left in the image, a spare one only blanks a
+    little more). DB predicts a *shrunk* text kernel, so each region's box is grown back by the
+    model's unclip distance (area x 1.6 / perimeter), mapped to the input image's pixels with
+    outward rounding, and padded by ``pad`` pixels so that it covers all the ink.
+
+    A box taller than ``max_box_height`` of the image (and taller than ``keep_height`` pixels,
+    which are always kept) is dropped: on text-free CT the detector sometimes returns one box
+    around the whole body.
+
+Recognition (``recognize=True``)
+    Each box (before padding) is cut out, resized to 48 pixels high, scaled to [-1, 1] and run
+    through the CRNN recogniser in batches; the output is decoded with greedy CTC over the
+    character list stored in the model's own metadata (``character``), and the box's
+    ``confidence`` becomes the mean probability of the characters read. No box is dropped for a
+    low recognition score.
+
+Threads: an instance holds its onnxruntime sessions and no other mutable state, and
+onnxruntime allows concurrent ``run`` calls on one session, so one instance may be shared by
+threads; ``threads`` sets each session's intra-op thread count (keep it low when many threads
+share the machine).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from deid.errors import MissingDependencyError
+from deid.ocr.base import TextBox
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+__all__ = ["RapidOcr"]
+
+#: The wheel that carries the models, and the files used from it.
+MODEL_PACKAGE = "rapidocr_onnxruntime"
+MODEL_PIN = "rapidocr-onnxruntime==1.4.4"
+DETECTOR_FILE = "ch_PP-OCRv4_det_infer.onnx"
+RECOGNIZER_FILE = "ch_PP-OCRv4_rec_infer.onnx"
+
+_WHAT = (
+    "the rapidocr OCR engine (onnxruntime, OpenCV and the PP-OCRv4 models; install the models "
+    f"with: pip install --no-deps {MODEL_PIN})"
+)
+
+#: DB's unclip ratio (the factor the training shrank text regions by).
+_UNCLIP_RATIO = 1.6
+#: Recogniser input height, and the narrowest input it is given (the model's training width).
+_REC_HEIGHT = 48
+_REC_MIN_WIDTH = 320
+_REC_BATCH = 8
+
+
+def _model_dir() -> Path | None:
+    """The ``models`` folder of the installed ``rapidocr_onnxruntime`` wheel, without importing
+    the package (its imports need GUI OpenCV, yaml, shapely, ...)."""
+    try:
+        spec = importlib.util.find_spec(MODEL_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        folder = Path(location) / "models"
+        if (folder / DETECTOR_FILE).is_file() and (folder / RECOGNIZER_FILE).is_file():
+            return folder
+    return None
+
+
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class RapidOcr:
+    """PP-OCRv4 detection (and optionally recognition) with onnxruntime; see the module.
+
+    recognize
+        Also read each box (fills ``TextBox.text``); ``recognizes`` is this value.
+    max_side
+        The longer side the image is shrunk to, at most, before detection (``None``: never
+        shrink). Boxes are always returned in the input image's pixels.
+    scale
+        A factor applied first (``0.5`` detects at half size); ``max_side`` still applies.
+    threshold
+        The text probability a pixel needs to be part of a region.
+    box_threshold
+        The mean probability a region needs to be kept (``0``: keep every region).
+    pad
+        Pixels added on every side of each box, in the input image.
+    max_box_height, keep_height
+        Drop a box taller than ``max_box_height`` x the image height, unless it is at most
+        ``keep_height`` pixels tall.
+    threads
+        onnxruntime intra-op threads per session.
+    """
+
+    name: ClassVar[str] = "rapidocr"
+
+    def __init__(
+        self,
+        *,
+        recognize: bool = False,
+        max_side: int | None = 2048,
+        scale: float = 1.0,
+        threshold: float = 0.3,
+        box_threshold: float = 0.0,
+        pad: int = 3,
+        max_box_height: float = 0.10,
+        keep_height: int = 64,
+        threads: int = 2,
+    ) -> None:
+        if max_side is not None and max_side < 32:
+            raise ValueError("max_side must be at least 32")
+        if not 0.0 < scale <= 4.0:
+            raise ValueError("scale must be in (0, 4]")
+        if not 0.0 < threshold < 1.0 or not 0.0 <= box_threshold < 1.0:
+            raise ValueError("threshold must be in (0, 1) and box_threshold in [0, 1)")
+        if pad < 0 or keep_height < 0 or not 0.0 < max_box_height <= 1.0 or threads < 1:
+            raise ValueError("pad, keep_height >= 0; max_box_height in (0, 1]; threads >= 1")
+        try:
+            import cv2
+            import onnxruntime
+        except ImportError as exc:
+            raise MissingDependencyError(_WHAT, "ocr") from exc
+        folder = _model_dir()
+        if folder is None:
+            raise MissingDependencyError(_WHAT, "ocr")
+        self._cv2: Any = cv2
+        self.recognizes: bool = recognize
+        self.max_side = max_side
+        self.scale = scale
+        self.threshold = threshold
+        self.box_threshold = box_threshold
+        self.pad = pad
+        self.max_box_height = max_box_height
+        self.keep_height = keep_height
+        self.threads = threads
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        providers = ["CPUExecutionProvider"]
+        self._detector: Any = onnxruntime.InferenceSession(
+            str(folder / DETECTOR_FILE), sess_options=options, providers=providers
+        )
+        self._det_input: str = self._detector.get_inputs()[0].name
+        self._recognizer: Any = None
+        self._characters: list[str] = []
+        if recognize:
+            self._recognizer = onnxruntime.InferenceSession(
+                str(folder / RECOGNIZER_FILE), sess_options=options, providers=providers
+            )
+            self._rec_input = self._recognizer.get_inputs()[0].name
+            self._characters = _characters(self._recognizer)
+
+    def __repr__(self) -> str:
+        return (
+            f"RapidOcr(recognize={self.recognizes}, max_side={self.max_side}, "
+            f"scale={self.scale}, pad={self.pad})"
+        )
+
+    @classmethod
+    def is_available(cls) -> bool:
+        """Whether onnxruntime, OpenCV and the model files are installed."""
+        return _has_module("onnxruntime") and _has_module("cv2") and _model_dir() is not None
+
+    # -- detection -------------------------------------------------------------------------
+
+    def detect(self, image: npt.NDArray[np.uint8]) -> list[TextBox]:
+        """The text boxes of ``image`` (``uint8``, grey or RGB), in its pixels."""
+        bgr = _as_bgr(image, self._cv2)
+        rows, columns = bgr.shape[:2]
+        height, width = self._model_size(rows, columns)
+        shrink = height <= rows and width <= columns
+        method = self._cv2.INTER_AREA if shrink else self._cv2.INTER_LINEAR
+        resized = self._cv2.resize(bgr, (width, height), interpolation=method)
+        tensor = _normalise(resized)
+        probability = self._detector.run(None, {self._det_input: tensor})[0][0, 0]
+        regions = self._regions(probability)
+        factor_x, factor_y = columns / width, rows / height
+        limit = max(self.keep_height, self.max_box_height * rows)
+        boxes: list[TextBox] = []
+        for left, top, right, bottom, score in regions:
+            x0 = max(0, math.floor(left * factor_x))
+            y0 = max(0, math.floor(top * factor_y))
+            x1 = min(columns, math.ceil(right * factor_x))
+            y1 = min(rows, math.ceil(bottom * factor_y))
+            if x1 <= x0 or y1 <= y0 or (y1 - y0) > limit:
+                continue
+            boxes.append(TextBox(x0, y0, x1 - x0, y1 - y0, score))
+        if self.recognizes and boxes:
+            boxes = self._read(bgr, boxes)
+        return [box.padded(self.pad, rows, columns) for box in boxes]
+
+    def _model_size(self, rows: int, columns: int) -> tuple[int, int]:
+        factor = self.scale
+        if self.max_side is not None and max(rows, columns) * factor > self.max_side:
+            factor = self.max_side / max(rows, columns)
+        height = max(32, round(rows * factor / 32) * 32)
+        width = max(32, round(columns * factor / 32) * 32)
+        return height, width
+
+    def _regions(
+        self, probability: npt.NDArray[np.float32]
+    ) -> list[tuple[float, float, float, float, float]]:
+        """Boxes (left, top, right, bottom in model pixels, as floats) and mean scores."""
+        cv2 = self._cv2
+        mask = (probability > self.threshold).astype(np.uint8)
+        mask = cv2.dilate(mask, np.ones((2, 2), np.uint8))
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        found: list[tuple[float, float, float, float, float]] = []
+        if count <= 1:
+            return found
+        sums = np.bincount(labels.ravel(), weights=probability.ravel(), minlength=count)
+        for label in range(1, count):
+            left, top, width, height, area = (int(v) for v in stats[label])
+            if min(width, height) < 2:
+                continue
+            score = float(sums[label] / area)
+            if score < self.box_threshold:
+                continue
+            grow = width * height * _UNCLIP_RATIO / (2.0 * (width + height))
+            found.append((left - grow, top - grow, left + width + grow, top + height + grow, score))
+        return found
+
+    # -- recognition -----------------------------------------------------------------------
+
+    def _read(self, bgr: npt.NDArray[np.uint8], boxes: Sequence[TextBox]) -> list[TextBox]:
+        crops = [bgr[b.top : b.bottom, b.left : b.right] for b in boxes]
+        ratios = [c.shape[1] / c.shape[0] for c in crops]
+        order = sorted(range(len(crops)), key=lambda i: ratios[i])
+        read: dict[int, tuple[str, float]] = {}
+        for start in range(0, len(order), _REC_BATCH):
+            batch = order[start : start + _REC_BATCH]
+            widest = max(_REC_MIN_WIDTH, *(math.ceil(_REC_HEIGHT * ratios[i]) for i in batch))
+            tensor = np.zeros((len(batch), 3, _REC_HEIGHT, widest), np.float32)
+            for row, index in enumerate(batch):
+                width = max(1, min(widest, math.ceil(_REC_HEIGHT * ratios[index])))
+                line = self._cv2.resize(crops[index], (width, _REC_HEIGHT))
+                tensor[row, :, :, :width] = _normalise(line)[0]
+            output = self._recognizer.run(None, {self._rec_input: tensor})[0]
+            for row, index in enumerate(batch):
+                read[index] = _ctc_greedy(output[row], self._characters)
+        return [
+            TextBox(b.left, b.top, b.width, b.height, read[i][1], read[i][0])
+            for i, b in enumerate(boxes)
+        ]
+
+
+def _characters(session: Any) -> list[str]:
+    """The recogniser's classes: CTC blank, the model's character list, then a space."""
+    listed = session.get_modelmeta().custom_metadata_map.get("character")
+    if not listed:
+        raise MissingDependencyError(f"{_WHAT} (the recognition model lists no characters)", "ocr")
+    characters = ["", *listed.splitlines(), " "]
+    classes = session.get_outputs()[0].shape[-1]
+    if isinstance(classes, int) and classes != len(characters):
+        raise MissingDependencyError(_WHAT + " (unexpected recognition model)", "ocr")
+    return characters
+
+
+def _ctc_greedy(scores: npt.NDArray[np.float32], characters: Sequence[str]) -> tuple[str, float]:
+    """Greedy CTC: best class per step, repeats collapsed, blanks (class 0) dropped."""
+    best = scores.argmax(axis=1)
+    probability = scores.max(axis=1)
+    keep = best != 0
+    keep[1:] &= best[1:] != best[:-1]
+    if not keep.any():
+        return "", 0.0
+    text = "".join(characters[int(i)] for i in best[keep])
+    return text, float(probability[keep].mean())
+
+
+def _as_bgr(image: npt.NDArray[np.uint8], cv2: Any) -> npt.NDArray[np.uint8]:
+    """A 3-channel BGR copy of a grey or RGB ``uint8`` image (the models were trained on BGR)."""
+    if image.dtype != np.uint8:
+        raise TypeError("OCR engines take uint8 images")
+    code = {2: cv2.COLOR_GRAY2BGR, 3: cv2.COLOR_RGB2BGR}.get(image.ndim)
+    if code is not None and (image.ndim == 2 or image.shape[2] == 3):
+        converted: npt.NDArray[np.uint8] = cv2.cvtColor(image, code)
+        return converted
+    raise ValueError("OCR engines take (rows, columns) or (rows, columns, 3) images")
+
+
+def _normalise(bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """HWC uint8 -> 1xCxHxW float32 in [-1, 1] (the models' (x / 255 - 0.5) / 0.5)."""
+    scaled = bgr.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
+    return np.ascontiguousarray(scaled.transpose(2, 0, 1)[np.newaxis])
