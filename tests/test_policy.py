@@ -9,6 +9,7 @@ import pytest
 from pydicom.datadict import tag_for_keyword
 
 from deid import ActionCode, Policy, PolicyError, ProfileOption, load_policy, named_policies
+from deid.codes import PixelText
 from deid.policy import options_of
 
 O = ProfileOption  # noqa: E741 (short: the options are spelled out below)
@@ -119,6 +120,12 @@ clean_pixel_data = "never"
 "(0008,1030)" = "X"
 StationName = "z"
 IrradiationEventUID = "U"
+
+[pixels]
+text = "identifiers"
+engine = "mysite.ocr:Engine"
+pad = 5
+lossless = true
 """
 
 
@@ -150,6 +157,12 @@ def test_full_policy_file(tmp_path: Path) -> None:
         "pseudonymize": ["PatientID", "PatientName"],
         "date_shift_days": [-30, 30],
         "clean_pixel_data": "never",
+        "pixels": {
+            "text": "identifiers",
+            "engine": "mysite.ocr:Engine",
+            "pad": 5,
+            "lossless": True,
+        },
     }
     assert load_policy(str(path)) == policy
 
@@ -230,6 +243,15 @@ BAD = {
     "three-shifts": ("date_shift_days = [1, 2, 3]\n", "date_shift_days", "[low, high]"),
     "name-not-a-string": ("name = 3\n", "name", "must be a string"),
     "extends-not-a-string": ("extends = 5\n", "extends", "must be a policy name or file"),
+    "pixels-not-a-table": ("pixels = 'all'\n", "pixels", "must be a table"),
+    "pixels-unknown-key": ("[pixels]\nspeed = 1\n", "pixels.speed", "unknown key(s) ['speed']"),
+    "pixels-bad-text": ("[pixels]\ntext = 'names'\n", "pixels.text", "one of all, identifiers"),
+    "pixels-empty-engine": ("[pixels]\nengine = ' '\n", "pixels.engine", "an engine name"),
+    "pixels-engine-number": ("[pixels]\nengine = 3\n", "pixels.engine", "an engine name"),
+    "pixels-pad-too-big": ("[pixels]\npad = 65\n", "pixels.pad", "0-64"),
+    "pixels-pad-negative": ("[pixels]\npad = -1\n", "pixels.pad", "0-64"),
+    "pixels-pad-bool": ("[pixels]\npad = true\n", "pixels.pad", "0-64"),
+    "pixels-lossless-word": ("[pixels]\nlossless = 'yes'\n", "pixels.lossless", "true or false"),
 }
 
 
@@ -354,3 +376,26 @@ def test_clean_pixel_data_must_be_a_mode(tmp_path: Path, value: object) -> None:
     with pytest.raises(PolicyError) as info:
         load_policy(path)
     assert str(info.value).startswith(f"{path}: clean_pixel_data: ")
+
+
+def test_pixel_settings_inherit_and_override(tmp_path: Path) -> None:
+    write(tmp_path, "parent.toml", "[pixels]\ntext = 'identifiers'\npad = 7\n")
+    child = write(tmp_path, "child.toml", "extends = 'parent.toml'\n[pixels]\npad = 1\n")
+    settings = load_policy(child).pixels
+    assert (settings.text, settings.engine, settings.pad, settings.lossless) == (
+        PixelText.IDENTIFIERS,
+        "rapidocr",
+        1,
+        False,
+    )
+
+
+def test_shipped_policies_blank_all_text_with_rapidocr() -> None:
+    for name in ("basic", "upload", "research"):
+        settings = load_policy(name).pixels
+        assert (settings.text, settings.engine, settings.pad, settings.lossless) == (
+            PixelText.ALL,
+            "rapidocr",
+            3,
+            False,
+        )

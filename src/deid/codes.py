@@ -88,6 +88,7 @@ _OPTION_CODES = {
 }
 
 BASIC_PROFILE_CODE = "113100"
+CLEAN_PIXEL_DATA_CODE = "113101"
 DEIDENTIFYING_EQUIPMENT_CODE = "109104"
 
 
@@ -117,6 +118,19 @@ class PixelMode(str, Enum):
     AUTO = "auto"
     ALWAYS = "always"
     NEVER = "never"
+
+
+class PixelText(str, Enum):
+    """Which burned-in text the pixel pass blanks (policy ``[pixels] text``).
+
+    ``all``: every text the detector finds (needs detection only; the upload default);
+    ``identifiers``: text that reads as an identifier of the object, a date, a time, a name or
+    an ID, keeping allowlisted labels (L/R, orientation letters, scale and measurement labels);
+    needs an engine that recognizes text.
+    """
+
+    ALL = "all"
+    IDENTIFIERS = "identifiers"
 
 
 class RejectReason(str, Enum):

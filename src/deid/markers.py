@@ -20,7 +20,12 @@ from pydicom.uid import (
 )
 
 from deid._version import __dicom_edition__, __version__
-from deid.codes import BASIC_PROFILE_CODE, DEIDENTIFYING_EQUIPMENT_CODE, ProfileOption
+from deid.codes import (
+    BASIC_PROFILE_CODE,
+    CLEAN_PIXEL_DATA_CODE,
+    DEIDENTIFYING_EQUIPMENT_CODE,
+    ProfileOption,
+)
 from deid.policy import Policy, options_of
 from deid.standard import method_codes
 from deid.tags import stored
@@ -41,15 +46,18 @@ def _code_item(code_value: str) -> Dataset:
     return item
 
 
-def method_code_values(policy: Policy) -> list[str]:
-    """CID 7050 codes of the profile and each option used, in the standard's order."""
-    return [BASIC_PROFILE_CODE, *(o.code for o in options_of(policy))]
+def method_code_values(policy: Policy, pixels: bool = False) -> list[str]:
+    """CID 7050 codes: the profile, Clean Pixel Data when the pixel pass cleaned the object,
+    then each option used in the table's column order."""
+    first = [BASIC_PROFILE_CODE, CLEAN_PIXEL_DATA_CODE] if pixels else [BASIC_PROFILE_CODE]
+    return [*first, *(o.code for o in options_of(policy))]
 
 
-def method_text(policy: Policy) -> list[str]:
+def method_text(policy: Policy, pixels: bool = False) -> list[str]:
     """De-identification Method values (LO, at most 64 characters each)."""
     values = [f"deid {__version__}; PS3.15 {__dicom_edition__} Basic Profile"[:64]]
-    values += [method_codes()[o.code].meaning[:64] for o in options_of(policy)]
+    codes = method_code_values(policy, pixels)[1:]
+    values += [method_codes()[code].meaning[:64] for code in codes]
     return values
 
 
@@ -80,8 +88,12 @@ _MERGED = (
 )
 
 
-def add_markers(ds: Dataset, policy: Policy) -> tuple[str, ...]:
+def add_markers(ds: Dataset, policy: Policy, *, pixels: bool = False) -> tuple[str, ...]:
     """Patient Identity Removed, method text and codes, temporal flag, contributing equipment.
+
+    ``pixels``: the pixel pass cleaned the object, so Clean Pixel Data (113101) joins the
+    method codes and Burned In Annotation becomes NO. Without it, Burned In Annotation is left
+    as the plan made it.
 
     Returns the locations written with fixed text (for verification to leave out). Where the
     input has none of the merged attributes (the usual case), the marker elements are copied
@@ -89,10 +101,10 @@ def add_markers(ds: Dataset, policy: Policy) -> tuple[str, ...]:
     """
     implicit, little = ds.original_encoding
     if little is not False and not any(keyword in ds for keyword in _MERGED):
-        for raw in _encoded_markers(_policy_key(policy), bool(implicit)):
+        for raw in _encoded_markers(_policy_key(policy), bool(implicit), pixels):
             ds[raw.tag] = raw
         return (*MARKER_LOCATIONS, "(0018,A001)[0]")
-    _fill(ds, policy)
+    _fill(ds, policy, pixels)
     return (*MARKER_LOCATIONS, f"(0018,A001)[{len(ds.ContributingEquipmentSequence) - 1}]")
 
 
@@ -109,16 +121,18 @@ def _equipment(policy_name: str) -> Dataset:
     return equipment
 
 
-def _fill(ds: Dataset, policy: Policy) -> None:
+def _fill(ds: Dataset, policy: Policy, pixels: bool = False) -> None:
     """Set (or merge into) the marker attributes as ordinary elements."""
     ds.PatientIdentityRemoved = "YES"
+    if pixels:
+        ds.BurnedInAnnotation = "NO"
     previous = ds.get("DeidentificationMethod") or []
     previous = [previous] if isinstance(previous, str) else [str(v) for v in previous]
-    ours = method_text(policy)
+    ours = method_text(policy, pixels)
     ds.DeidentificationMethod = [v for v in previous if v not in ours] + ours
     codes = Sequence(list(ds.get("DeidentificationMethodCodeSequence") or []))
     present = {str(item.get("CodeValue", "")) for item in codes}
-    for value in method_code_values(policy):
+    for value in method_code_values(policy, pixels):
         if value not in present:
             codes.append(_code_item(value))
     ds.DeidentificationMethodCodeSequence = codes
@@ -134,11 +148,11 @@ def _policy_key(policy: Policy) -> tuple[str, tuple[ProfileOption, ...]]:
 
 @functools.lru_cache(maxsize=64)
 def _encoded_markers(
-    key: tuple[str, tuple[ProfileOption, ...]], implicit: bool
+    key: tuple[str, tuple[ProfileOption, ...]], implicit: bool, pixels: bool
 ) -> tuple[RawDataElement, ...]:
     """The marker elements of a policy, encoded once (little endian) and read back raw."""
     template = Dataset()
-    _fill(template, Policy(options=frozenset(key[1]), name=key[0]))
+    _fill(template, Policy(options=frozenset(key[1]), name=key[0]), pixels)
     buffer = DicomBytesIO()
     buffer.is_little_endian, buffer.is_implicit_VR = True, implicit
     write_dataset(buffer, template)

@@ -11,6 +11,12 @@ A policy is a TOML file validated on load::
     date_shift_days = [-3650, -1]               # Retain Longitudinal Modified Dates range
     clean_pixel_data = "auto"                   # auto | always | never (burned-in text)
 
+    [pixels]                                    # how the pixel pass works (all optional)
+    text = "all"                                # all | identifiers
+    engine = "rapidocr"                         # an OCR engine name or "module:attribute"
+    pad = 3                                     # pixels added around every text box
+    lossless = false                            # re-encode lossy syntaxes losslessly
+
     [overrides]                                 # keyword or tag = a simple action code
     "(0008,1030)" = "X"
     StationName = "K"
@@ -33,7 +39,7 @@ from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
-from deid.codes import ActionCode, PixelMode, ProfileOption
+from deid.codes import ActionCode, PixelMode, PixelText, ProfileOption
 from deid.errors import PolicyError
 from deid.tags import format_tag, parse_tag
 
@@ -51,8 +57,50 @@ _KEYS = frozenset(
         "overrides",
         "date_shift_days",
         "clean_pixel_data",
+        "pixels",
     }
 )
+_PIXEL_KEYS = frozenset({"text", "engine", "pad", "lossless"})
+DEFAULT_OCR_ENGINE = "rapidocr"
+
+
+@dataclass(frozen=True)
+class PixelSettings:
+    """How the pixel pass works (the policy's ``[pixels]`` table).
+
+    Parameters
+    ----------
+    text : PixelText or str
+        ``all`` blanks every detected text; ``identifiers`` only text read as an identifier.
+    engine : str
+        The OCR engine: a registered name (``rapidocr``) or ``module:attribute``.
+    pad : int
+        Pixels added on each side of every detected box before blanking (0-64).
+    lossless : bool
+        Re-encode lossy JPEG / JPEG 2000 pixel data losslessly instead of at matching quality.
+    """
+
+    text: PixelText = PixelText.ALL
+    engine: str = DEFAULT_OCR_ENGINE
+    pad: int = 3
+    lossless: bool = False
+
+    def validated(self, source: str) -> PixelSettings:
+        try:
+            text = PixelText(self.text)
+        except ValueError:
+            raise PolicyError(
+                "must be one of all, identifiers", source=source, key="pixels.text"
+            ) from None
+        if not isinstance(self.engine, str) or not self.engine.strip():
+            raise PolicyError("must be an engine name", source=source, key="pixels.engine")
+        if isinstance(self.pad, bool) or not isinstance(self.pad, int) or not 0 <= self.pad <= 64:
+            raise PolicyError("must be a whole number 0-64", source=source, key="pixels.pad")
+        if not isinstance(self.lossless, bool):
+            raise PolicyError("must be true or false", source=source, key="pixels.lossless")
+        return replace(self, text=text, engine=self.engine.strip())
+
+
 DEFAULT_DATE_SHIFT = (-3650, -1)
 
 
@@ -71,9 +119,10 @@ class Policy:
     date_shift_days : (low, high)
         Range of the per-patient shift for Retain Longitudinal Modified Dates (never 0).
     clean_pixel_data : PixelMode or str
-        Which objects need their pixel data cleaned of burned-in text. Until deid has a pixel
-        pass, such objects are rejected (``BURNED_IN_TEXT``); ``never`` releases pixel data
-        as it is.
+        Which objects get the pixel pass (burned-in text found by OCR and blanked): ``auto``
+        (objects at risk), ``always`` or ``never`` (pixel data released as it is).
+    pixels : PixelSettings
+        How the pixel pass works (text to blank, OCR engine, padding, lossless re-encoding).
     """
 
     options: frozenset[ProfileOption] = frozenset()
@@ -81,6 +130,7 @@ class Policy:
     pseudonymize: frozenset[int] = frozenset()
     date_shift_days: tuple[int, int] = DEFAULT_DATE_SHIFT
     clean_pixel_data: PixelMode = PixelMode.AUTO
+    pixels: PixelSettings = field(default_factory=PixelSettings)
     name: str = "custom"
     description: str = ""
     source: str = "<code>"
@@ -116,6 +166,9 @@ class Policy:
                 "must be one of auto, always, never", source=self.source, key="clean_pixel_data"
             ) from None
         object.__setattr__(self, "clean_pixel_data", mode)
+        if not isinstance(self.pixels, PixelSettings):
+            raise PolicyError("must be a table", source=self.source, key="pixels")
+        object.__setattr__(self, "pixels", self.pixels.validated(self.source))
         if {
             ProfileOption.RETAIN_LONG_FULL_DATES,
             ProfileOption.RETAIN_LONG_MODIFIED_DATES,
@@ -142,6 +195,12 @@ class Policy:
             "pseudonymize": sorted(keyword_for_tag(t) or format_tag(t) for t in self.pseudonymize),
             "date_shift_days": list(self.date_shift_days),
             "clean_pixel_data": self.clean_pixel_data.value,
+            "pixels": {
+                "text": self.pixels.text.value,
+                "engine": self.pixels.engine,
+                "pad": self.pixels.pad,
+                "lossless": self.pixels.lossless,
+            },
         }
 
 
@@ -254,10 +313,23 @@ def policy_from_mapping(
         pseudonymize=frozenset(pseudo),
         date_shift_days=shift,
         clean_pixel_data=pixels,  # type: ignore[arg-type]
+        pixels=_pixel_settings(data.get("pixels"), base.pixels, source),
         name=name,
         description=description,
         source=source,
     )
+
+
+def _pixel_settings(value: object, base: PixelSettings, source: str) -> PixelSettings:
+    """The ``[pixels]`` table over the parent's settings."""
+    if value is None:
+        return base
+    if not isinstance(value, dict):
+        raise PolicyError("must be a table", source=source, key="pixels")
+    unknown = sorted(set(value) - _PIXEL_KEYS)
+    if unknown:
+        raise PolicyError(f"unknown key(s) {unknown}", source=source, key=f"pixels.{unknown[0]}")
+    return replace(base, **value).validated(source)
 
 
 @functools.cache
