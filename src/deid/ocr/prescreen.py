@@ -1,0 +1,188 @@
+"""A cheap "may this image contain text?" check, with OpenCV morphology (no model).
+
+:class:`TextPrescreen` answers ``True`` when an 8-bit image holds something shaped like a line of
+text, and is tuned for recall: a ``False`` lets the caller skip OCR, so it must be rare on images
+with text; a ``True`` on a text-free image only costs an OCR run.
+
+How (per polarity, bright strokes then dark ones):
+
+1. the image's brightest channel (text is white, grey or yellow), or its inverse for dark text
+   (MONOCHROME1 shown without inversion, text printed in black);
+2. a white top-hat (the image minus its opening by a square larger than any stroke; the
+   opening taken on a 3x3-smoothed copy so that noise does not pass) keeps thin bright
+   structures and drops flat areas and large shapes (the body, an ultrasound sector);
+3. pixels at least ``contrast`` grey levels above their surroundings, joined into connected
+   components; components of a character's size and shape are kept (height
+   ``min_height``..``max_height``, not much wider than a word, partly filled);
+4. characters that sit side by side on one line (similar height, similar top and bottom, gaps
+   under about a character's height) are chained; a chain of ``min_chars`` components or more
+   is a text line.
+
+It needs OpenCV (the ``ocr`` extra). An instance holds only its settings: share it freely.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from deid.errors import MissingDependencyError
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+__all__ = ["TextPrescreen"]
+
+
+class TextPrescreen:
+    """``prescreen(image) -> bool``: whether a ``uint8`` image may contain text (see the
+    module).
+
+    contrast
+        Grey levels a stroke must stand above (or below) its surroundings.
+    min_height, max_height
+        The heights, in pixels, a character may have.
+    min_chars
+        Components a line needs.
+    dark
+        Also look for dark strokes on a bright background.
+    kernel
+        Side of the top-hat square (wider than the widest stroke).
+    """
+
+    def __init__(
+        self,
+        *,
+        contrast: int = 40,
+        min_height: int = 5,
+        max_height: int = 80,
+        min_chars: int = 3,
+        dark: bool = True,
+        kernel: int = 15,
+    ) -> None:
+        if not 0 < contrast < 255 or not 2 <= min_height <= max_height or min_chars < 2:
+            raise ValueError("contrast in 1..254, 2 <= min_height <= max_height, min_chars >= 2")
+        if kernel < 3:
+            raise ValueError("kernel must be at least 3")
+        try:
+            import cv2
+        except ImportError as exc:
+            raise MissingDependencyError("the OCR pre-screen (OpenCV)", "ocr") from exc
+        self._cv2: Any = cv2
+        self.contrast = contrast
+        self.min_height = min_height
+        self.max_height = max_height
+        self.min_chars = min_chars
+        self.dark = dark
+        self.kernel = kernel
+        self._square = cv2.getStructuringElement(cv2.MORPH_RECT, (kernel, kernel))
+
+    def __repr__(self) -> str:
+        return (
+            f"TextPrescreen(contrast={self.contrast}, min_height={self.min_height}, "
+            f"max_height={self.max_height}, min_chars={self.min_chars}, dark={self.dark})"
+        )
+
+    def __call__(self, image: npt.NDArray[np.uint8]) -> bool:
+        """Whether ``image`` (``uint8``, grey or RGB) may contain a line of text."""
+        if image.dtype != np.uint8:
+            raise TypeError("the pre-screen takes uint8 images")
+        if image.ndim == 3 and image.shape[2] == 3:
+            red, green, blue = image[..., 0], image[..., 1], image[..., 2]
+            bright = np.maximum(np.maximum(red, green), blue)  # (ndarray.max(axis=2) is slow)
+            darkest = np.minimum(np.minimum(red, green), blue)
+        elif image.ndim == 2:
+            bright = darkest = image
+        else:
+            raise ValueError("the pre-screen takes (rows, columns) or (rows, columns, 3) images")
+        if self._has_line(np.ascontiguousarray(bright)):
+            return True
+        return self.dark and self._has_line(np.ascontiguousarray(255 - darkest))
+
+    def lines(self, image: npt.NDArray[np.uint8]) -> list[tuple[int, int, int, int]]:
+        """The line candidates of a grey ``uint8`` image's bright strokes, as
+        ``(left, top, width, height)`` (for tuning and tests)."""
+        return self._chains(np.ascontiguousarray(image), first_only=False)
+
+    def _has_line(self, grey: npt.NDArray[np.uint8]) -> bool:
+        return bool(self._chains(grey, first_only=True))
+
+    def _chains(
+        self, grey: npt.NDArray[np.uint8], *, first_only: bool
+    ) -> list[tuple[int, int, int, int]]:
+        cv2 = self._cv2
+        # the background: an opening of the slightly smoothed image (on the raw image the
+        # opening follows the noise's minima and every noise peak looks like a stroke)
+        background = cv2.morphologyEx(cv2.blur(grey, (3, 3)), cv2.MORPH_OPEN, self._square)
+        mask = (cv2.subtract(grey, background) >= self.contrast).astype(np.uint8)
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        if count <= 1:
+            return []
+        left, top, width, height, area = (stats[1:, i].astype(np.int64) for i in range(5))
+        keep = (
+            (height >= self.min_height)
+            & (height <= self.max_height)
+            & (width <= height * 12)
+            & (area >= 0.08 * width * height)
+            & (area <= 0.95 * width * height)
+        )
+        if not keep.any():
+            return []
+        left, top, width, height = left[keep], top[keep], width[keep], height[keep]
+        order = np.argsort(left, kind="stable")
+        left, top, width, height = left[order], top[order], width[order], height[order]
+        return _link(left, top, width, height, self.min_chars, first_only)
+
+
+def _link(
+    left: npt.NDArray[np.int64],
+    top: npt.NDArray[np.int64],
+    width: npt.NDArray[np.int64],
+    height: npt.NDArray[np.int64],
+    min_chars: int,
+    first_only: bool,
+) -> list[tuple[int, int, int, int]]:
+    """Chains of at least ``min_chars`` side-by-side components (sorted by ``left``)."""
+    count = len(left)
+    parent = list(range(count))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    right = left + width
+    bottom = top + height
+    for i in range(count):
+        # candidates to the right of i, starting within about one character height
+        tall = height[i]
+        reach = right[i] + int(1.2 * tall) + 2
+        j_end = int(np.searchsorted(left, reach, side="right"))
+        if j_end <= i + 1:
+            continue
+        js = np.arange(i + 1, j_end)
+        both = np.maximum(height[js], tall)
+        similar = (np.minimum(height[js], tall) * 2 >= both) & (left[js] >= right[i] - 2)
+        aligned = (np.abs(top[js] - top[i]) * 4 <= both) | (
+            np.abs(bottom[js] - bottom[i]) * 4 <= both
+        )
+        for j in js[similar & aligned]:
+            a, b = root(i), root(int(j))
+            if a != b:
+                parent[b] = a
+    groups: dict[int, list[int]] = {}
+    for i in range(count):
+        groups.setdefault(root(i), []).append(i)
+    found: list[tuple[int, int, int, int]] = []
+    for members in groups.values():
+        if len(members) < min_chars:
+            continue
+        index = np.asarray(members)
+        x0, y0 = int(left[index].min()), int(top[index].min())
+        x1, y1 = int(right[index].max()), int(bottom[index].max())
+        found.append((x0, y0, x1 - x0, y1 - y0))
+        if first_only:
+            break
+    return found
