@@ -71,6 +71,7 @@ AUDIT_KEYS = [
     "policy",
     "key_fingerprint",
     "actions",
+    "pixels",
     "deid_version",
     "dicom_edition",
 ]
@@ -218,10 +219,16 @@ def test_run_audit_record_has_exact_keys_and_values(capsys, tmp_path, one_file, 
         "policy": "upload",
         "key_fingerprint": PSEUDO.fingerprint,
         "actions": expected.actions,
+        "pixels": expected.pixels,
         "deid_version": expected.deid_version,
         "dicom_edition": "2026c",
     }
     assert sum(record["actions"].values()) > 10  # type: ignore[union-attr]
+    # A CT without Image Type is no plain slice: pre-screened, found free of text, untouched.
+    pixels = record["pixels"]
+    assert isinstance(pixels, dict)
+    assert (pixels["cleaned"], pixels["boxes"], pixels["ocr_calls"]) == (False, [], 0)
+    assert pixels["reason"] == "not a plain ORIGINAL\\PRIMARY CT or MR slice: pre-screened"
 
 
 def test_run_leaves_the_input_unchanged_and_no_temp_files(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from pydicom.uid import CTImageStorage, SecondaryCaptureImageStorage, UltrasoundImageStorage
 
-from deid import Deidentifier, Policy, RejectedError, RejectReason
+from deid import Deidentifier, MissingDependencyError, Policy, RejectedError, RejectReason
 from deid.codes import PixelMode
 from deid.gates import burned_in_risk, check
+from deid.ocr import OcrEngine
 from tests.conftest import KEY
 from tests.factories import PATIENT_NAME, make_dataset
 
@@ -41,10 +42,16 @@ def test_objects_at_risk_of_burned_in_text(changes: dict[str, object], reason: s
     assert burned_in_risk(ds, PixelMode.AUTO) == reason
     assert burned_in_risk(ds, PixelMode.NEVER) == ""
     with pytest.raises(RejectedError) as info:
-        Deidentifier("upload", KEY).deidentify(ds)
+        Deidentifier("upload", KEY, ocr="tests.test_gates:no_ocr_installed").deidentify(ds)
     assert info.value.reason is RejectReason.BURNED_IN_TEXT
     assert reason in str(info.value)
+    assert "no OCR engine is installed (pip install 'deid-dicom[ocr]')" in str(info.value)
     assert "DOE" not in str(info.value)
+
+
+def no_ocr_installed() -> OcrEngine:
+    """An engine factory as a registry path: what a missing backend raises."""
+    raise MissingDependencyError("the test OCR engine", "ocr")
 
 
 def test_plain_ct_and_objects_without_pixels_pass_the_pixel_gate() -> None:

@@ -24,6 +24,9 @@ class AuditRecord:
     policy: str = ""
     key_fingerprint: str = ""
     actions: dict[str, int] = field(default_factory=dict)
+    #: The pixel pass, when it looked at the object: why, engine, boxes blanked per frame
+    #: (coordinates and confidences, never text), re-encoding (see :mod:`deid.burnedin`).
+    pixels: dict[str, Any] | None = None
     deid_version: str = __version__
     dicom_edition: str = __dicom_edition__
 

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from deid.codes import PixelMode, PixelText
+from deid.codes import PixelMode, PixelText, RejectReason
+from deid.errors import MissingDependencyError, PixelError, RejectedError
 from deid.gates import burned_in_risk
 from deid.identifiers import Category, Identifiers
 from deid.values import get_value
@@ -32,7 +34,8 @@ from deid.values import get_value
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-    from deid.ocr.base import TextBox
+    from deid.ocr.base import OcrEngine, TextBox
+    from deid.pixels.clean import PixelReport, Prescreen
     from deid.policy import Policy
 
 _PIXELS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
@@ -121,9 +124,9 @@ def is_identifying(text: str | None, identifier_words: frozenset[str]) -> bool:
     """Whether recognized text must be blanked under ``text = "identifiers"``.
 
     Unread text (``None``, empty, or no letter or digit read) is blanked: what cannot be read
-    cannot be shown to be safe. Kept: text made only of allowlisted labels and short numbers (at most three
-    digits before and after a decimal point) with no date or time shape and no word within one
-    edit of an identifier word of the object.
+    cannot be shown to be safe. Kept: text made only of allowlisted labels and short numbers
+    (at most three digits before and after a decimal point) with no date or time shape and no
+    word within one edit of an identifier word of the object.
     """
     stripped = (text or "").strip()
     tokens = _TOKEN.findall(stripped)
@@ -172,3 +175,111 @@ def _within_one(a: str, b: str) -> bool:
     if len(a) == len(b):
         return a[i + 1 :] == b[i + 1 :]
     return a[i:] == b[i + 1 :]
+
+
+# -- the pixel stage of the engine ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PixelOutcome:
+    """What the pixel stage did to one object.
+
+    ``cleaned``: the OCR pass ran on the object and its verification passed, so the markers
+    may say so (Clean Pixel Data, Burned In Annotation NO). An object that was only
+    pre-screened, and found free of text, is not ``cleaned``: its pixels are untouched.
+    """
+
+    reason: str
+    cleaned: bool
+    engine: str
+    report: PixelReport
+
+    def audit(self) -> dict[str, Any]:
+        """JSON-ready summary: coordinates, engine and confidences, never text or pixels."""
+        report = self.report
+        encode = report.encode
+        return {
+            "reason": self.reason,
+            "cleaned": self.cleaned,
+            "engine": self.engine,
+            "frames": report.frames,
+            "ocr_calls": report.ocr_calls,
+            "frames_skipped": report.frames_skipped,
+            "boxes": [
+                [b.frame, b.left, b.top, b.width, b.height, round(b.confidence, 3)]
+                for b in report.blanked
+            ],
+            "overlay_boxes": [
+                [o.group, o.frame, o.left, o.top, o.width, o.height, round(o.confidence, 3)]
+                for o in report.overlays_blanked
+            ],
+            "overlays_removed": list(report.overlays_removed),
+            "icons_removed": report.icons_removed,
+            "high_bits_cleared": list(report.high_bits_cleared),
+            "transfer_syntax": encode.transfer_syntax if encode else None,
+            "transfer_syntax_changed": bool(encode and encode.changed),
+            "lossy_reencoded": bool(encode and encode.lossy),
+            "verified": report.verified,
+        }
+
+
+def run_pixel_pass(
+    ds: Dataset,
+    policy: Policy,
+    identifiers: Identifiers,
+    engine: Callable[[], OcrEngine],
+    prescreen: Callable[[], Prescreen | None],
+) -> PixelOutcome | None:
+    """The pixel stage: ``None`` when the policy does not look at this object's pixels.
+
+    ``engine`` and ``prescreen`` build (or return the cached) OCR engine and pre-screen; a
+    missing OCR engine rejects the object (``BURNED_IN_TEXT``: fail closed). Pixel data that
+    cannot be decoded, blanked or re-encoded rejects it too (``PIXEL_CLEANING_FAILED``).
+    """
+    from deid.pixels.clean import clean_pixels
+
+    reason = pixel_pass_reason(ds, policy)
+    if not reason and not needs_prescreen(ds, policy):
+        return None
+    why = reason or "not a plain ORIGINAL\\PRIMARY CT or MR slice: pre-screened"
+    try:
+        ocr = engine()
+    except MissingDependencyError as exc:
+        raise RejectedError(
+            RejectReason.BURNED_IN_TEXT,
+            f"pixel data may carry burned-in text ({why}) and no OCR engine is installed "
+            f"(pip install 'deid-dicom[{exc.extra}]')",
+        ) from None
+    mode = policy.pixels.text
+    if mode is PixelText.IDENTIFIERS and not ocr.recognizes:
+        raise RejectedError(
+            RejectReason.BURNED_IN_TEXT,
+            f'text = "identifiers" needs an OCR engine that reads text; {ocr.name} only detects',
+        )
+    select = None
+    if mode is PixelText.IDENTIFIERS:
+        words = _identifier_words(identifiers)
+
+        def select(boxes: list[TextBox]) -> list[TextBox]:
+            return [box for box in boxes if is_identifying(box.text, words)]
+
+    screen = prescreen()
+    try:
+        report = clean_pixels(
+            ds,
+            ocr,
+            select=select,
+            pad=policy.pixels.pad,
+            prescreen=screen,
+            lossless=policy.pixels.lossless,
+        )
+    except MissingDependencyError as exc:
+        raise RejectedError(
+            RejectReason.PIXEL_CLEANING_FAILED,
+            f"pixel data needs a decoder or encoder: pip install 'deid-dicom[{exc.extra}]'",
+        ) from None
+    except PixelError as exc:
+        raise RejectedError(RejectReason.PIXEL_CLEANING_FAILED, str(exc)) from None
+    # Only pre-screened and nothing flagged: no OCR ran, the pixels were not looked at by it.
+    cleaned = bool(reason) or report.ocr_calls > 0 or bool(report.overlays_blanked)
+    return PixelOutcome(why, cleaned, ocr.name, report)

@@ -11,10 +11,11 @@ import logging
 import os
 import secrets
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydicom import dcmread
 from pydicom.datadict import keyword_for_tag
@@ -26,20 +27,26 @@ from pydicom.sequence import Sequence
 from deid import gates
 from deid.actions import ApplyContext, apply_plan
 from deid.audit import AuditRecord
+from deid.burnedin import run_pixel_pass
 from deid.codes import ActionCode, Outcome, ProfileOption, RejectReason
 from deid.derived import reference_date
 from deid.descriptors import Scrubber
 from deid.encoding import encode_with_last
-from deid.errors import DeidError, PolicyError, RejectedError
+from deid.errors import DeidError, MissingDependencyError, PolicyError, RejectedError
 from deid.identifiers import Category, Identifiers, collect
 from deid.keys import Pseudonymizer
 from deid.markers import add_markers, new_file_meta, transfer_syntax
+from deid.ocr.base import OcrEngine
+from deid.ocr.registry import get_engine
 from deid.plan import Plan, build_plan
 from deid.plancache import PlanCache
 from deid.policy import Policy, load_policy
 from deid.tags import stored
 from deid.values import get_value
 from deid.verify import verify
+
+if TYPE_CHECKING:
+    from deid.pixels.clean import Prescreen
 
 logger = logging.getLogger("deid")
 _T = TypeVar("_T")
@@ -69,6 +76,14 @@ class Deidentifier:
         The secret behind every pseudonym. Required: there is no random default.
     verify : bool
         Search every output for the input's identifiers before releasing it (default True).
+    ocr : OcrEngine or str, optional
+        The OCR engine of the pixel pass, or its name / ``module:attribute`` path; by default
+        the policy's ``[pixels] engine``, built on first use. Without one installed, objects
+        that need the pixel pass are rejected (``BURNED_IN_TEXT``).
+    prescreen : callable or bool
+        A cheap ``(uint8 image) -> bool`` text test run before OCR on every frame (frames it
+        clears are not OCR'd). ``True`` (default): deid's pre-screen when its dependencies are
+        installed; ``False``: every frame goes to the OCR engine.
     """
 
     def __init__(
@@ -77,15 +92,36 @@ class Deidentifier:
         key: Pseudonymizer | bytes | None = None,
         *,
         verify: bool = True,
+        ocr: OcrEngine | str | None = None,
+        prescreen: Prescreen | bool = True,
     ) -> None:
         self.policy = load_policy(policy)
         if key is None:
             raise PolicyError("a key is required (Pseudonymizer or 32 bytes)", source="<key>")
         self.pseudonymizer = key if isinstance(key, Pseudonymizer) else Pseudonymizer(key)
         self.verify = verify
+        self._ocr_spec: OcrEngine | str = ocr if ocr is not None else self.policy.pixels.engine
+        self._ocr: OcrEngine | None = None if isinstance(ocr, str | None) else ocr
+        self._prescreen_spec = prescreen
+        self._prescreen: Prescreen | None = None
+        self._prescreen_built = False
+        self._lock = threading.Lock()
         # Value-free decisions per SOP Class (see build_plan); only ever added to, each
         # entry computed from the policy alone, so sharing it between threads is safe.
         self._plan_cache: dict[str, PlanCache] = {}
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled for worker processes without the built engine and lock (rebuilt there)."""
+        state = dict(self.__dict__)
+        state["_lock"] = None
+        if isinstance(state["_ocr_spec"], str):
+            state["_ocr"] = None
+        state["_prescreen"], state["_prescreen_built"] = None, False
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Deidentifier(policy={self.policy.name!r}, key={self.pseudonymizer.fingerprint!r})"
@@ -132,9 +168,13 @@ class Deidentifier:
             stage = "apply"
             context = self._context(ds, identifiers)
             apply_plan(ds, plan, context)
+            stage = "pixels"
+            pixels = run_pixel_pass(
+                ds, self.policy, identifiers, self._ocr_engine, self._prescreen_func
+            )
             stage = "mark"
             ts = transfer_syntax(ds)
-            marked = add_markers(ds, self.policy)
+            marked = add_markers(ds, self.policy, pixels=pixels is not None and pixels.cleaned)
             ds.file_meta = new_file_meta(ds, ts)
             ds.preamble = b"\x00" * 128
             stage = "encode"
@@ -142,14 +182,14 @@ class Deidentifier:
             if self.verify:
                 stage = "verify"
                 checked = _for_verification(identifiers, self.policy)
-                pixels = _pixel_value(ds)
+                pixel_bytes = _pixel_value(ds)
                 verify(
                     ds,
                     data,
                     checked,
                     skip=_skipped(self.policy),
-                    pixel_value=pixels,
-                    pixel_at_end=pixels is not None and last is pixels,
+                    pixel_value=pixel_bytes,
+                    pixel_at_end=pixel_bytes is not None and last is pixel_bytes,
                     ignore=marked,
                     shifted_dates=ProfileOption.RETAIN_LONG_MODIFIED_DATES in self.policy.options,
                     scrubber=context.built_scrubber,
@@ -164,12 +204,37 @@ class Deidentifier:
                 policy=self.policy.name,
                 key_fingerprint=self.pseudonymizer.fingerprint,
                 actions=plan.counts(),
+                pixels=pixels.audit() if pixels is not None else None,
             )
         except DeidError:
             raise
         except Exception as exc:
             raise _rejection(stage, exc) from None
         return DeidResult(ds, data, plan, audit)
+
+    def _ocr_engine(self) -> OcrEngine:
+        """The OCR engine, built once (a missing backend raises MissingDependencyError)."""
+        if self._ocr is not None:
+            return self._ocr
+        with self._lock:
+            if self._ocr is None:
+                spec = self._ocr_spec
+                self._ocr = spec if not isinstance(spec, str) else get_engine(spec)
+            return self._ocr
+
+    def _prescreen_func(self) -> Prescreen | None:
+        """The pre-screen, built once; None when disabled or its dependencies are missing."""
+        if self._prescreen_built:
+            return self._prescreen
+        with self._lock:
+            if not self._prescreen_built:
+                spec = self._prescreen_spec
+                if spec is True:
+                    self._prescreen = _default_prescreen()
+                elif spec is not False:
+                    self._prescreen = spec
+                self._prescreen_built = True
+            return self._prescreen
 
     def _context(self, ds: Dataset, identifiers: Identifiers) -> ApplyContext:
         patient_id = _str(get_value(ds, "PatientID")) or ""
@@ -185,6 +250,17 @@ class Deidentifier:
             birth_date=(_str(get_value(ds, "PatientBirthDate")) or "").strip(),
             reference_date=reference_date(ds),
         )
+
+
+def _default_prescreen() -> Prescreen | None:
+    try:
+        from deid.ocr.prescreen import TextPrescreen
+    except (ImportError, MissingDependencyError):
+        return None
+    try:
+        return TextPrescreen()
+    except MissingDependencyError:
+        return None
 
 
 def _str(value: object) -> str | None:

@@ -3,8 +3,10 @@
 - DICOMDIR (its file references would not match de-identified outputs): UNSUPPORTED_SOP_CLASS
 - no SOP Class or SOP Instance UID: MISSING_UID
 - a transfer syntax the DICOM library cannot write: UNSUPPORTED_TRANSFER_SYNTAX
-- pixel data that may carry burned-in text, under a policy whose ``clean_pixel_data`` is not
-  ``never``: BURNED_IN_TEXT (deid has no pixel pass yet; it never releases such pixels)
+
+:func:`burned_in_risk` says which objects are at risk of burned-in text; the pixel pass
+(:mod:`deid.burnedin`) runs on them, and rejects them (BURNED_IN_TEXT) when no OCR engine is
+installed.
 """
 
 from __future__ import annotations
@@ -36,12 +38,6 @@ _PIXELS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 def check(ds: Dataset, policy: Policy) -> None:
     """Raise :class:`RejectedError` if ``ds`` must not be processed under ``policy``."""
     check_structure(ds)
-    risk = burned_in_risk(ds, policy.clean_pixel_data)
-    if risk:
-        raise RejectedError(
-            RejectReason.BURNED_IN_TEXT,
-            f"pixel data may carry burned-in text ({risk}) and deid has no pixel pass yet",
-        )
 
 
 def check_structure(ds: Dataset) -> None:
