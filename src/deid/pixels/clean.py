@@ -1,0 +1,356 @@
+"""The pixel pass: OCR every frame and overlay, blank what is found, re-encode, verify.
+
+:func:`clean_pixels` works on a data set in place and returns a :class:`PixelReport`
+(coordinates, engine and confidence of every blanked box; never any text). It does not set
+Burned In Annotation or any other marker: the engine does that once the pass succeeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from deid.errors import ResidualPhiError
+from deid.ocr import OcrEngine, TextBox
+from deid.pixels.blank import Blanked, blank_frame, clear_high_bits, fill_values
+from deid.pixels.encode import JPEG_BASELINE, EncodeResult, write_frames
+from deid.pixels.frames import (
+    PixelLayout,
+    decode_encapsulated,
+    decoder_for,
+    has_pixels,
+    iter_frames,
+    native_frame_from_bytes,
+    read_layout,
+)
+from deid.pixels.icons import ICON_IMAGE_SEQUENCE, rebuild_icon, remove_icons
+from deid.pixels.normalise import to_uint8
+from deid.pixels.overlays import (
+    OverlayPlane,
+    blank_overlay,
+    overlay_image,
+    overlay_planes,
+    remove_overlays,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    from pydicom.dataset import Dataset
+
+Select = Callable[[list[TextBox]], Iterable[TextBox]]
+Prescreen = Callable[["npt.NDArray[np.uint8]"], bool]
+
+#: A box found again after blanking is accepted when it lies within this many pixels of a
+#: blanked area (OCR boxes wobble by a pixel or two on the blanked image).
+VERIFY_TOLERANCE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class OverlayBlanked:
+    """One box cleared in one frame of an overlay plane."""
+
+    group: int
+    frame: int
+    left: int
+    top: int
+    width: int
+    height: int
+    engine: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class PixelReport:
+    """What the pixel pass did (for the audit: no text, no pixel values)."""
+
+    frames: int = 0
+    blanked: tuple[Blanked, ...] = ()
+    ocr_calls: int = 0
+    frames_skipped: int = 0
+    high_bits_cleared: tuple[int, ...] = ()
+    overlays_blanked: tuple[OverlayBlanked, ...] = ()
+    overlays_removed: tuple[int, ...] = ()
+    icons_removed: int = 0
+    icon_rebuilt: bool = False
+    encode: EncodeResult | None = None
+    verified: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def frames_blanked(self) -> tuple[int, ...]:
+        """The frames in which at least one box was blanked."""
+        return tuple(sorted({b.frame for b in self.blanked}))
+
+    def boxes_by_frame(self) -> dict[int, tuple[Blanked, ...]]:
+        """The blanked boxes of each frame that has any."""
+        found: dict[int, list[Blanked]] = {}
+        for item in self.blanked:
+            found.setdefault(item.frame, []).append(item)
+        return {frame: tuple(items) for frame, items in sorted(found.items())}
+
+
+def _digest(array: npt.NDArray[Any]) -> bytes:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((array.shape, array.dtype.str)).encode())
+    digest.update(array.tobytes())
+    return digest.digest()
+
+
+def _alignment(layout: PixelLayout, lossless: bool) -> tuple[int, int]:
+    """Box alignment: whole chroma pairs for native 4:2:2, whole JPEG blocks for baseline."""
+    if layout.native_422:
+        return (2, 1)
+    if layout.transfer_syntax == JPEG_BASELINE and not lossless:
+        return (8, 8) if layout.samples_per_pixel == 1 else (16, 16)
+    return (1, 1)
+
+
+class _BlankedFrames(Mapping[int, "npt.NDArray[Any]"]):
+    """Changed frames, rebuilt on demand from the original pixels (one decoded at a time)."""
+
+    def __init__(
+        self,
+        ds: Dataset,
+        layout: PixelLayout,
+        areas: Mapping[int, list[TextBox]],
+        fill: tuple[int, ...],
+    ) -> None:
+        self._layout = layout
+        self._areas = areas
+        self._fill = fill
+        if layout.encapsulated:
+            self._decoder: Any = decoder_for(layout)
+            self._ds = ds
+            self._raw = b""
+        else:
+            self._raw = bytes(ds.PixelData)
+            self._ds = ds
+
+    def __getitem__(self, index: int) -> npt.NDArray[Any]:
+        if index not in self._areas:
+            raise KeyError(index)
+        if self._layout.encapsulated:
+            frame = decode_encapsulated(self._decoder, self._ds, self._layout, index)
+        else:
+            frame = native_frame_from_bytes(self._raw, self._layout, index)
+        frame, _ = clear_high_bits(frame, self._layout)
+        if not frame.flags.writeable:
+            frame = frame.copy()
+        blank_frame(frame, self._areas[index], self._fill)
+        result: npt.NDArray[Any] = frame
+        return result
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(sorted(self._areas))
+
+    def __len__(self) -> int:
+        return len(self._areas)
+
+
+def _inside(box: TextBox, areas: Sequence[TextBox], tolerance: int) -> bool:
+    return any(
+        box.left >= a.left - tolerance
+        and box.top >= a.top - tolerance
+        and box.right <= a.right + tolerance
+        and box.bottom <= a.bottom + tolerance
+        for a in areas
+    )
+
+
+def _detect(
+    engine: OcrEngine, image: npt.NDArray[np.uint8], select: Select | None
+) -> list[TextBox]:
+    found = list(engine.detect(image))
+    return list(select(found)) if select is not None else found
+
+
+def clean_pixels(
+    ds: Dataset,
+    engine: OcrEngine,
+    *,
+    select: Select | None = None,
+    pad: int = 2,
+    prescreen: Prescreen | None = None,
+    verify: bool = True,
+    lossless: bool = False,
+    overlays: Literal["clean", "remove"] = "clean",
+    icons: Literal["remove", "rebuild"] = "remove",
+) -> PixelReport:
+    """Find text with ``engine`` in every frame and overlay plane of ``ds`` and blank it.
+
+    For each frame (identical frames are OCR'd once; a frame for which ``prescreen(image)``
+    returns ``False`` is taken as text-free): clear the bits above Bits Stored, normalise to
+    8 bits, detect, keep the boxes ``select`` returns (default: all), grow them by ``pad`` and
+    fill them with black in the stored values. Overlay planes are cleaned the same way (or
+    removed with ``overlays="remove"``); icon images are removed (``icons="rebuild"``: a new
+    top-level icon is made from the cleaned first frame where there was one). The pixels are
+    then written back (:func:`deid.pixels.encode.write_frames`; ``lossless=True`` never
+    writes a lossy syntax).
+
+    With ``verify`` the engine runs again on every blanked frame and overlay, read back from
+    the written pixels; a box ``select`` keeps that is not inside a blanked area raises
+    :class:`deid.ResidualPhiError` naming the frames.
+    """
+    if pad < 0:
+        raise ValueError("pad must be zero or positive")
+    had_icon = ICON_IMAGE_SEQUENCE in ds
+    icons_removed = remove_icons(ds)
+    if overlays == "remove":
+        removed = tuple(remove_overlays(ds))
+        overlay_done: tuple[OverlayBlanked, ...] = ()
+    else:
+        removed = ()
+        overlay_done = _clean_overlays(ds, engine, select, pad, verify)
+    if not has_pixels(ds):
+        return PixelReport(
+            overlays_blanked=overlay_done,
+            overlays_removed=removed,
+            icons_removed=icons_removed,
+            verified=verify,
+        )
+    layout = read_layout(ds)
+    fill = fill_values(layout, ds)
+    align = _alignment(layout, lossless)
+    found: dict[bytes, list[TextBox]] = {}
+    areas: dict[int, list[TextBox]] = {}
+    blanked: list[Blanked] = []
+    high_bits: list[int] = []
+    calls = skipped = 0
+    for index, decoded in enumerate(iter_frames(ds, layout)):
+        frame, cleared = clear_high_bits(decoded, layout)
+        if cleared:
+            high_bits.append(index)
+        key = _digest(frame)
+        boxes = found.get(key)
+        if boxes is None:
+            image = to_uint8(frame, layout, ds)
+            if prescreen is not None and not prescreen(image):
+                boxes = []
+                skipped += 1
+            else:
+                boxes = _detect(engine, image, select)
+                calls += 1
+            found[key] = boxes
+        filled: list[TextBox] = []
+        if boxes:
+            scratch = frame if frame.flags.writeable else frame.copy()
+            filled = blank_frame(scratch, boxes, fill, pad=pad, align=align)
+            blanked.extend(
+                Blanked(index, a.left, a.top, a.width, a.height, engine.name, a.confidence)
+                for a in filled
+            )
+        if filled or cleared:
+            areas[index] = filled
+    result = write_frames(
+        ds,
+        _BlankedFrames(ds, layout, areas, fill),
+        layout=layout,
+        boxes=areas,
+        lossless=lossless,
+        verify=True,
+    )
+    if verify:
+        _verify_frames(ds, engine, select, {i: a for i, a in areas.items() if a})
+    icon_rebuilt = False
+    if icons == "rebuild" and had_icon:
+        new_layout = read_layout(ds)
+        first = next(iter_frames(ds, new_layout))
+        rebuild_icon(ds, to_uint8(first, new_layout, ds))
+        icon_rebuilt = True
+    return PixelReport(
+        frames=layout.number_of_frames,
+        blanked=tuple(blanked),
+        ocr_calls=calls,
+        frames_skipped=skipped,
+        high_bits_cleared=tuple(high_bits),
+        overlays_blanked=overlay_done,
+        overlays_removed=removed,
+        icons_removed=icons_removed,
+        icon_rebuilt=icon_rebuilt,
+        encode=result,
+        verified=verify,
+        notes=result.notes,
+    )
+
+
+def _verify_frames(
+    ds: Dataset,
+    engine: OcrEngine,
+    select: Select | None,
+    areas: Mapping[int, list[TextBox]],
+) -> None:
+    if not areas:
+        return
+    layout = read_layout(ds)
+    decoder = decoder_for(layout) if layout.encapsulated else None
+    raw = b"" if layout.encapsulated else bytes(ds.PixelData)
+    seen: dict[bytes, bool] = {}
+    hits: list[str] = []
+    for index in sorted(areas):
+        if decoder is not None:
+            frame = decode_encapsulated(decoder, ds, layout, index)
+        else:
+            frame = native_frame_from_bytes(raw, layout, index)
+        key = _digest(frame) + repr(areas[index]).encode()
+        clean = seen.get(key)
+        if clean is None:
+            image = to_uint8(frame, layout, ds)
+            again = _detect(engine, image, select)
+            clean = all(_inside(box, areas[index], VERIFY_TOLERANCE) for box in again)
+            seen[key] = clean
+        if not clean:
+            hits.append(f"pixel frame {index}")
+    if hits:
+        raise ResidualPhiError(tuple(hits))
+
+
+def _clean_overlays(
+    ds: Dataset, engine: OcrEngine, select: Select | None, pad: int, verify: bool
+) -> tuple[OverlayBlanked, ...]:
+    done: list[OverlayBlanked] = []
+    planes = overlay_planes(ds)
+    for plane in planes:
+        found: dict[bytes, list[TextBox]] = {}
+        per_frame: dict[int, list[TextBox]] = {}
+        for frame in range(plane.frames):
+            image = overlay_image(ds, plane, frame)
+            key = _digest(image)
+            if key not in found:
+                found[key] = _detect(engine, image, select) if image.any() else []
+            if found[key]:
+                per_frame[frame] = found[key]
+        if not per_frame:
+            continue
+        cleared = blank_overlay(ds, plane, per_frame, pad=pad)
+        for frame, areas in sorted(cleared.items()):
+            done.extend(
+                OverlayBlanked(
+                    plane.group, frame, a.left, a.top, a.width, a.height, engine.name, a.confidence
+                )
+                for a in areas
+            )
+        if verify:
+            _verify_overlay(ds, plane, engine, select, cleared)
+    return tuple(done)
+
+
+def _verify_overlay(
+    ds: Dataset,
+    plane: OverlayPlane,
+    engine: OcrEngine,
+    select: Select | None,
+    cleared: Mapping[int, list[TextBox]],
+) -> None:
+    hits: list[str] = []
+    for frame, areas in sorted(cleared.items()):
+        image = overlay_image(ds, plane, frame)
+        if not image.any():
+            continue
+        again = _detect(engine, image, select)
+        if not all(_inside(box, areas, VERIFY_TOLERANCE) for box in again):
+            hits.append(f"overlay {plane.name} frame {frame}")
+    if hits:
+        raise ResidualPhiError(tuple(hits))
