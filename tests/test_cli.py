@@ -669,6 +669,43 @@ def test_help_and_version_exit_0(capsys, flag) -> None:
 # -- deid explain ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("changes", "policy", "line"),
+    [
+        (
+            {"Modality": "US", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.6.1"},
+            "upload",
+            "# pixels: pixel pass (modality US; OCR rapidocr, blank all text)",
+        ),
+        (
+            {"ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"]},
+            "upload",
+            "# pixels: not looked at (clean_pixel_data = auto)",
+        ),
+        ({"Modality": "US"}, "never", "# pixels: not looked at (clean_pixel_data = never)"),
+    ],
+    ids=["risky", "plain-slice", "never"],
+)
+def test_explain_says_what_the_pixel_pass_would_do(
+    capsys, tmp_path, changes: dict, policy: str, line: str
+) -> None:
+    path = tmp_path / "x.dcm"
+    path.write_bytes(to_bytes(make_dataset(pixels=True, **changes)))
+    if policy == "never":
+        (tmp_path / "never.toml").write_text('clean_pixel_data = "never"\n', encoding="utf-8")
+        policy = str(tmp_path / "never.toml")
+    code, stdout, _ = cli(capsys, "explain", path, "--policy", policy)
+    assert code == 0
+    assert stdout.splitlines()[-1] == line
+
+
+def test_explain_without_pixel_data(capsys, tmp_path) -> None:
+    path = tmp_path / "x.dcm"
+    path.write_bytes(to_bytes(make_dataset(pixels=False)))
+    code, stdout, _ = cli(capsys, "explain", path)
+    assert (code, stdout.splitlines()[-1]) == (0, "# pixels: no pixel data")
+
+
 def test_explain_prints_one_line_per_decision_and_no_values(capsys, tmp_path, one_file) -> None:
     code, stdout, stderr = cli(capsys, "explain", one_file)
     assert code == 0
@@ -677,10 +714,14 @@ def test_explain_prints_one_line_per_decision_and_no_values(capsys, tmp_path, on
     assert lines[0].startswith(f"# SOP Class {CTImageStorage} ")
     assert lines[0].endswith("policy upload")
     assert lines[1] == "location\tkeyword\tVR\taction\twhy"
-    body = lines[2:-1]
+    body = lines[2:-2]
     assert body == [d.explain() for d in plan.decisions]
     assert all(len(line.split("\t")) == 5 for line in body)
-    assert lines[-1].startswith(f"# {len(plan.decisions)} decisions: ")
+    assert lines[-2].startswith(f"# {len(plan.decisions)} decisions: ")
+    assert lines[-1] == (
+        "# pixels: pre-screen every frame, pixel pass where it finds text "
+        "(OCR rapidocr, blank all text)"
+    )
     assert any(line.startswith("(0010,0010)\tPatientName\tPN\t") for line in body)
     assert_no_planted(stdout, stderr)
 
@@ -690,7 +731,7 @@ def test_explain_with_another_policy(capsys, one_file) -> None:
     assert code == 0
     assert stdout.splitlines()[0].endswith("policy basic")
     plan = Deidentifier(load_policy("basic"), KEY).plan(read_dataset(GOOD))
-    assert stdout.splitlines()[2:-1] == [d.explain() for d in plan.decisions]
+    assert stdout.splitlines()[2:-2] == [d.explain() for d in plan.decisions]
 
 
 def test_explain_sequences_and_file_meta(capsys, tmp_path) -> None:

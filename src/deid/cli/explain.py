@@ -1,8 +1,8 @@
 """``deid explain FILE``: print every decision (location, keyword, VR, action, why), no values.
 
 One line per decision, tab-separated, after a ``#`` header and a column line; a ``#`` summary
-ends the output. Exit 0 when a plan was made, 1 when the object is rejected before planning
-or would be rejected by the pixel gate (the plan is printed all the same).
+ends the output, and a ``# pixels:`` line says whether the pixel pass would look at the object
+(and why). Exit 0 when a plan was made, 1 when the object is rejected before planning.
 """
 
 from __future__ import annotations
@@ -10,14 +10,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from deid.burnedin import has_pixels, needs_prescreen, pixel_pass_reason
 from deid.cli._common import EXIT_OK, EXIT_REJECTED, UsageError, say
 from deid.engine import Deidentifier, read_dataset
 from deid.errors import RejectedError
-from deid.gates import burned_in_risk
 from deid.keys import Pseudonymizer
-from deid.policy import load_policy
+from deid.policy import Policy, load_policy
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 
 def add_subparser(sub: Any) -> None:
@@ -49,8 +52,18 @@ def handle(args: argparse.Namespace) -> int:
         out.write(line + "\n")
     counts = ", ".join(f"{k} {v}" for k, v in plan.counts().items())
     out.write(f"# {len(plan.decisions)} decisions: {counts}\n")
-    risk = burned_in_risk(ds, policy.clean_pixel_data)
-    if risk:
-        say(f"{path}: would be rejected BURNED_IN_TEXT: burned-in text possible ({risk})")
-        return EXIT_REJECTED
+    out.write(f"# pixels: {_pixel_line(ds, policy)}\n")
     return EXIT_OK
+
+
+def _pixel_line(ds: Dataset, policy: Policy) -> str:
+    reason = pixel_pass_reason(ds, policy)
+    settings = policy.pixels
+    how = f"OCR {settings.engine}, blank {settings.text.value} text"
+    if reason:
+        return f"pixel pass ({reason}; {how})"
+    if needs_prescreen(ds, policy):
+        return f"pre-screen every frame, pixel pass where it finds text ({how})"
+    if not has_pixels(ds):
+        return "no pixel data"
+    return f"not looked at (clean_pixel_data = {policy.clean_pixel_data.value})"
