@@ -121,7 +121,7 @@ class Policy:
     clean_pixel_data : PixelMode or str
         Which objects get the pixel pass (burned-in text found by OCR and blanked): ``auto``
         (objects at risk), ``always`` or ``never`` (pixel data released as it is).
-    pixels : PixelSettings
+    pixels : PixelSettings or mapping
         How the pixel pass works (text to blank, OCR engine, padding, lossless re-encoding).
     """
 
@@ -166,9 +166,10 @@ class Policy:
                 "must be one of auto, always, never", source=self.source, key="clean_pixel_data"
             ) from None
         object.__setattr__(self, "clean_pixel_data", mode)
-        if not isinstance(self.pixels, PixelSettings):
-            raise PolicyError("must be a table", source=self.source, key="pixels")
-        object.__setattr__(self, "pixels", self.pixels.validated(self.source))
+        pixels: object = self.pixels
+        if not isinstance(pixels, PixelSettings):  # a mapping, as in the TOML table
+            pixels = _pixel_settings(pixels, PixelSettings(), self.source)
+        object.__setattr__(self, "pixels", pixels.validated(self.source))
         if {
             ProfileOption.RETAIN_LONG_FULL_DATES,
             ProfileOption.RETAIN_LONG_MODIFIED_DATES,
