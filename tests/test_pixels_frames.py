@@ -255,3 +255,53 @@ def test_importing_the_pixel_package_loads_no_ocr_stack() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.corpus
+def test_corpus_ground_truth_boxes_are_blanked(corpus: Path) -> None:
+    """Every single-frame corpus file with burned-in text, cleaned with its ground-truth boxes
+    as the OCR result: each box holds black afterwards (lossless: exactly and every other
+    value unchanged; JPEG baseline: luminance within 2 levels of black; JPEG-LS near-lossless:
+    within its NEAR; lossy JPEG 2000: within 10 % of the range)."""
+    truth = json.loads((corpus / "burned_in_truth.json").read_text())
+    cleaned = 0
+    for name, boxes in truth.items():
+        pixel_boxes = [b for b in boxes if b.get("where", "pixels") == "pixels"]
+        if not name.endswith(".dcm") or not pixel_boxes:
+            continue
+        ds = dcmread(corpus / name, force=True)
+        layout = read_layout(ds)
+        if layout.number_of_frames != 1:
+            continue
+        before = read_frame(ds, layout, 0)
+        given = [TextBox(b["left"], b["top"], b["width"], b["height"]) for b in pixel_boxes]
+        report = clean_pixels(ds, StaticOcr(given), pad=2)
+        lossy = report.encode is not None and report.encode.lossy
+        after = read_frame(ds, read_layout(ds), 0)
+        fill = fill_values(layout, ds)
+        mask = np.ones(before.shape[:2], bool)
+        for area in report.blanked:
+            region = after[area.top : area.bottom, area.left : area.right]
+            mask[area.top : area.bottom, area.left : area.right] = False
+            if lossy:
+                luma = region if region.ndim == 2 else region[..., 0]
+                assert int(luma.max()) <= fill[0] + _lossy_bound(ds), name
+            else:
+                assert np.all(region == (fill[0] if len(fill) == 1 else np.array(fill))), name
+        if not lossy:
+            assert np.array_equal(after[mask], before[mask]), name
+        assert len(report.blanked) == len(given), name
+        cleaned += 1
+    assert cleaned >= 5
+
+
+def _lossy_bound(ds: Any) -> int:
+    from pydicom.encaps import generate_frames
+
+    from deid.pixels.encode import jpeg_ls_near
+
+    if ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.81":
+        return jpeg_ls_near(next(generate_frames(ds.PixelData, number_of_frames=1)))
+    if ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.91":  # wavelet ringing
+        return ((1 << int(ds.BitsStored)) - 1) // 10
+    return 2

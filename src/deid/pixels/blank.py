@@ -40,6 +40,16 @@ class Blanked:
     confidence: float
 
     @property
+    def right(self) -> int:
+        """One past the last column."""
+        return self.left + self.width
+
+    @property
+    def bottom(self) -> int:
+        """One past the last row."""
+        return self.top + self.height
+
+    @property
     def box(self) -> TextBox:
         """The blanked area as a :class:`TextBox` (no text)."""
         return TextBox(self.left, self.top, self.width, self.height, self.confidence)
