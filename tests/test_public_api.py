@@ -101,3 +101,23 @@ def test_profile_checksums_match_the_profiles_readme() -> None:
         if name.endswith(".gz"):
             data = gzip.decompress(data)
         assert hashlib.sha256(data).hexdigest() == digest, name
+
+
+def test_readme_pixels_table_matches_the_policy_defaults() -> None:
+    from dataclasses import fields
+
+    from deid.policy import PixelSettings
+
+    section = README.split("**How** (policy table `[pixels]`):", 1)[1].split("**What", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = {
+        cells[0].strip("`"): cells[1].strip("`")
+        for cells in ([c.strip() for c in line.strip("|").split("|")] for line in rows)
+    }
+    defaults = PixelSettings()
+    expected = {}
+    for item in fields(PixelSettings):
+        value = getattr(defaults, item.name)
+        text = getattr(value, "value", value)
+        expected[item.name] = f'"{text}"' if isinstance(text, str) else str(text).lower()
+    assert documented == expected
