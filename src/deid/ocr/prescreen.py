@@ -54,7 +54,7 @@ class TextPrescreen:
     def __init__(
         self,
         *,
-        contrast: int = 40,
+        contrast: int = 50,
         min_height: int = 5,
         max_height: int = 80,
         min_chars: int = 3,
@@ -125,7 +125,7 @@ class TextPrescreen:
             & (height <= self.max_height)
             & (width <= height * 12)
             & (area >= 0.08 * width * height)
-            & (area <= 0.95 * width * height)
+            & ((area <= 0.95 * width * height) | (width * 3 <= height))  # solid: only bars
         )
         if not keep.any():
             return []

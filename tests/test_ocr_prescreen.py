@@ -1,0 +1,104 @@
+"""TextPrescreen on generated images: every text image flagged, text-free ones not."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+pytest.importorskip("cv2", reason="the pre-screen needs OpenCV (the ocr extra)")
+
+from deid.ocr.prescreen import TextPrescreen
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def textimages() -> ModuleType:
+    pytest.importorskip("PIL", reason="the text image generator needs Pillow (dev extra)")
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module("textimages")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+@pytest.fixture(scope="module")
+def prescreen() -> TextPrescreen:
+    return TextPrescreen()
+
+
+CASES = [
+    ("CT", 0, 1.0),
+    ("CT", 1, 1.0),
+    ("CT", 2, 1.0),
+    ("DX", 0, 0.25),
+    ("DX", 1, 0.5),
+    ("MONO1", 0, 0.5),
+    ("MONO1", 1, 1.0),
+    ("US", 0, 1.0),
+    ("US", 1, 1.0),
+]
+
+
+@pytest.mark.parametrize(("kind", "seed", "scale"), CASES)
+def test_flags_text_and_clears_the_same_scene_without(
+    prescreen: TextPrescreen, textimages: ModuleType, kind: str, seed: int, scale: float
+) -> None:
+    with_text = textimages.make(kind, seed, scale=scale)
+    without = textimages.make(kind, seed, scale=scale, text=False)
+    assert with_text.lines and not without.lines
+    assert (prescreen(with_text.image), prescreen(without.image)) == (True, False)
+
+
+def test_every_cine_frame_is_flagged(prescreen: TextPrescreen, textimages: ModuleType) -> None:
+    item = textimages.make_us_cine(3, frames=3)
+    assert [prescreen(frame) for frame in item.frames()] == [True, True, True]
+    free = textimages.make_us_cine(3, frames=3, text=False)
+    assert [prescreen(frame) for frame in free.frames()] == [False, False, False]
+
+
+def test_dark_text_is_found(textimages: ModuleType) -> None:
+    item = textimages.make_mono1(4, scale=0.5)  # dark text on a bright image
+    assert TextPrescreen(dark=True)(item.image) is True
+    dark_line = np.full((60, 200), 230, np.uint8)
+    for index in range(5):
+        dark_line[20:30, 10 + index * 7 : 13 + index * 7] = 20
+    assert TextPrescreen(dark=True)(dark_line) is True
+    assert TextPrescreen(dark=True)(np.full((60, 200), 230, np.uint8)) is False
+
+
+def test_lines_are_the_text_lines(prescreen: TextPrescreen) -> None:
+    image = np.zeros((60, 200), np.uint8)
+    for index in range(5):  # five 3 x 10 "characters" 4 pixels apart
+        image[20:30, 10 + index * 7 : 13 + index * 7] = 255
+    image[45:47, 100:190] = 255  # a rule: too thin to be a character
+    assert prescreen.lines(image) == [(10, 20, 31, 10)]
+    assert prescreen(image) is True
+    image[20:30, 24:60] = 0  # two characters left: not a line
+    assert prescreen.lines(image) == []
+    assert prescreen(image) is False
+
+
+def test_flat_and_noisy_images_are_clear(prescreen: TextPrescreen) -> None:
+    rng = np.random.default_rng(0)
+    noise = np.clip(rng.normal(120, 12, (256, 256)), 0, 255).astype(np.uint8)
+    assert prescreen(np.zeros((64, 64), np.uint8)) is False
+    assert prescreen(np.full((64, 64, 3), 200, np.uint8)) is False
+    assert prescreen(noise) is False
+
+
+def test_rejects_other_inputs(prescreen: TextPrescreen) -> None:
+    with pytest.raises(TypeError, match="uint8"):
+        prescreen(np.zeros((8, 8), np.uint16))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"\(rows, columns, 3\)"):
+        prescreen(np.zeros((8, 8, 2), np.uint8))
+    with pytest.raises(ValueError, match="min_chars"):
+        TextPrescreen(min_chars=1)
+    assert repr(prescreen) == (
+        "TextPrescreen(contrast=50, min_height=5, max_height=80, min_chars=3, dark=True)"
+    )
