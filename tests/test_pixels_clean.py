@@ -150,7 +150,7 @@ def test_multiframe_changing_clock_gets_its_own_box_per_frame() -> None:
     ds, before = build(spec)
     boxes = [[TextBox(0, 0, 4, 3)], [TextBox(20, 30, 5, 5)], []]
     engine = StaticOcr(per_call=boxes)
-    report = clean_pixels(ds, engine, pad=0, verify=False)
+    report = clean_pixels(ds, engine, pad=0, verify=False, rounds=1)
     out = rewrite(ds)
     check_exact(before[0], decode_independently(out, 0), (slice(0, 3), slice(0, 4)), (0,))
     check_exact(before[1], decode_independently(out, 1), (slice(30, 35), slice(20, 25)), (0,))
@@ -167,15 +167,17 @@ def test_identical_frames_are_read_once() -> None:
     ds.PixelData = frames.tobytes()
     ds = rewrite(ds)
     engine = StaticOcr([BOX])
-    report = clean_pixels(ds, engine, pad=PAD, verify=False)
+    report = clean_pixels(ds, engine, pad=PAD, verify=False, rounds=1)
     assert engine.calls == 2
     assert report.ocr_calls == 2
     assert report.frames_blanked == (0, 1, 2, 3, 4)
     verifying = StaticOcr([BOX])
     ds2 = rewrite(ds)
     ds2.PixelData = frames.tobytes()
-    clean_pixels(ds2, verifying, pad=PAD, verify=True)
-    assert verifying.calls == 4  # two distinct frames, each read before and after blanking
+    report = clean_pixels(ds2, verifying, pad=PAD, verify=True)
+    # two distinct frames, each read, read again blanked (round 2), and verified once written
+    assert verifying.calls == 6
+    assert report.ocr_calls == 4
 
 
 def test_prescreen_skips_frames_it_clears() -> None:
@@ -188,7 +190,7 @@ def test_prescreen_skips_frames_it_clears() -> None:
         return len(seen) == 2
 
     engine = StaticOcr([BOX])
-    report = clean_pixels(ds, engine, pad=PAD, prescreen=prescreen, verify=False)
+    report = clean_pixels(ds, engine, pad=PAD, prescreen=prescreen, verify=False, rounds=1)
     assert engine.calls == 1
     assert report.frames_skipped == 2
     assert report.frames_blanked == (1,)
@@ -254,7 +256,7 @@ def test_residual_text_after_blanking_is_rejected_without_its_text() -> None:
     still = TextBox(25, 28, 6, 5, 0.8, "SECRET PATIENT NAME")
     engine = StaticOcr(per_call=[[BOX], [still]])
     with pytest.raises(ResidualPhiError) as caught:
-        clean_pixels(ds, engine, pad=PAD)
+        clean_pixels(ds, engine, pad=PAD, rounds=1)
     assert caught.value.hits == ("pixel frame 0",)
     assert "SECRET" not in str(caught.value)
 
@@ -263,7 +265,7 @@ def test_a_box_found_again_inside_the_blanked_area_passes() -> None:
     spec = Spec("MONOCHROME2", 8)
     ds, _ = build(spec)
     engine = StaticOcr(per_call=[[BOX], [TextBox(2, 4, 18, 12)]])  # within the tolerance
-    report = clean_pixels(ds, engine, pad=PAD)
+    report = clean_pixels(ds, engine, pad=PAD, rounds=1)
     assert report.verified
     assert engine.calls == 2
 
@@ -334,3 +336,20 @@ def test_nothing_found_leaves_pixel_data_untouched() -> None:
     report = clean_pixels(ds, StaticOcr(), pad=PAD)
     assert bytes(ds.PixelData) == original
     assert report.encode is not None and report.encode.frames_encoded == ()
+
+
+def test_a_second_round_blanks_text_found_next_to_the_first() -> None:
+    spec = Spec("MONOCHROME2", 8)
+    ds, _ = build(spec)
+    beside = TextBox(25, 28, 6, 5, 0.8)
+    engine = StaticOcr(per_call=[[BOX], [beside], [], [BOX, beside]])
+    report = clean_pixels(ds, engine, pad=0, rounds=3)
+    assert engine.calls == 4  # read, read blanked (finds more), read again (clean), verify
+    assert report.ocr_calls == 3
+    assert {(b.left, b.top, b.width, b.height) for b in report.blanked} == {
+        (5, 7, 12, 6),
+        (25, 28, 6, 5),
+    }
+    after = decode_independently(rewrite(ds), 0)
+    assert np.all(after[7:13, 5:17] == 0)
+    assert np.all(after[28:33, 25:31] == 0)

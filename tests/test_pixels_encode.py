@@ -210,3 +210,29 @@ def test_icon_rebuilt_from_the_cleaned_first_frame() -> None:
     pixels = np.frombuffer(icon.PixelData, np.uint8).reshape(64, 64)
     assert np.all(pixels[:32, :32] == 0)
     assert int(pixels[40:, 40:].min()) > 0
+
+
+@pytest.mark.corpus
+def test_bits_above_bits_stored_inside_a_codestream_are_dropped(corpus: Path) -> None:
+    """A JPEG Lossless frame coded at 16 bits for Bits Stored 8 (overlays in the unused bits):
+    decoders mask the extra bits, so the codestream's precision says they are there; the frame
+    is rewritten (in JPEG-LS, the JPEG Lossless fallback) at 8 bits."""
+    import jpeg_ls
+    from pydicom.encaps import generate_frames
+
+    from deid.pixels.frames import codestream_precision
+
+    path = corpus / "dicompixelanon" / "XA_GE_JPEG_02_with_Overlays.dcm"
+    if not path.exists():
+        pytest.skip("corpus file missing")
+    ds = dcmread(path)
+    first = next(generate_frames(ds.PixelData, number_of_frames=1))
+    assert codestream_precision(first) == 16
+    before = read_frame(ds, read_layout(ds), 0)
+    report = clean_pixels(ds, StaticOcr())
+    assert report.high_bits_cleared == (0,)
+    out = rewrite(ds)
+    frame = next(generate_frames(out.PixelData, number_of_frames=1))
+    assert codestream_precision(frame) == 8
+    raw = jpeg_ls.decode(np.frombuffer(frame, np.uint8))
+    assert np.array_equal(raw, before)

@@ -20,6 +20,7 @@ from deid.pixels.frames import (
     PixelLayout,
     decode_encapsulated,
     decoder_for,
+    frames_with_hidden_bits,
     has_pixels,
     iter_frames,
     native_frame_from_bytes,
@@ -178,6 +179,7 @@ def clean_pixels(
     lossless: bool = False,
     overlays: Literal["clean", "remove"] = "clean",
     icons: Literal["remove", "rebuild"] = "remove",
+    rounds: int = 2,
 ) -> PixelReport:
     """Find text with ``engine`` in every frame and overlay plane of ``ds`` and blank it.
 
@@ -190,12 +192,19 @@ def clean_pixels(
     then written back (:func:`deid.pixels.encode.write_frames`; ``lossless=True`` never
     writes a lossy syntax).
 
+    ``rounds``: how many times a frame with text is read: after each blanking the engine reads
+    the blanked frame again and boxes outside the blanked areas are blanked too (blanking
+    shifts the OCR window, and detectors find text next to text they found), up to ``rounds``
+    reads in all; ``1`` reads once.
+
     With ``verify`` the engine runs again on every blanked frame and overlay, read back from
     the written pixels; a box ``select`` keeps that is not inside a blanked area raises
     :class:`deid.ResidualPhiError` naming the frames.
     """
     if pad < 0:
         raise ValueError("pad must be zero or positive")
+    if rounds < 1:
+        raise ValueError("rounds must be at least 1")
     had_icon = ICON_IMAGE_SEQUENCE in ds
     icons_removed = remove_icons(ds)
     if overlays == "remove":
@@ -219,8 +228,10 @@ def clean_pixels(
     blanked: list[Blanked] = []
     high_bits: list[int] = []
     calls = skipped = 0
+    hidden = frames_with_hidden_bits(ds, layout)
     for index, decoded in enumerate(iter_frames(ds, layout)):
         frame, cleared = clear_high_bits(decoded, layout)
+        cleared = cleared or index in hidden
         if cleared:
             high_bits.append(index)
         key = _digest(frame)
@@ -233,6 +244,11 @@ def clean_pixels(
             else:
                 boxes = _detect(engine, image, select)
                 calls += 1
+                extra, more_calls = _more_rounds(
+                    frame, boxes, engine, select, rounds - 1, (layout, ds, fill, pad, align)
+                )
+                boxes = boxes + extra
+                calls += more_calls
             found[key] = boxes
         filled: list[TextBox] = []
         if boxes:
@@ -274,6 +290,33 @@ def clean_pixels(
         verified=verify,
         notes=result.notes,
     )
+
+
+def _more_rounds(
+    frame: npt.NDArray[Any],
+    boxes: list[TextBox],
+    engine: OcrEngine,
+    select: Select | None,
+    rounds: int,
+    how: tuple[PixelLayout, Dataset, tuple[int, ...], int, tuple[int, int]],
+) -> tuple[list[TextBox], int]:
+    """Boxes found by reading the blanked frame again (up to ``rounds`` more reads)."""
+    if rounds <= 0 or not boxes:
+        return [], 0
+    layout, ds, fill, pad, align = how
+    scratch = frame.copy()
+    areas = blank_frame(scratch, boxes, fill, pad=pad, align=align)
+    extra: list[TextBox] = []
+    calls = 0
+    for _ in range(rounds):
+        again = _detect(engine, to_uint8(scratch, layout, ds), select)
+        calls += 1
+        new = [box for box in again if not _inside(box, areas, VERIFY_TOLERANCE)]
+        if not new:
+            break
+        extra.extend(new)
+        areas.extend(blank_frame(scratch, new, fill, pad=pad, align=align))
+    return extra, calls
 
 
 def _verify_frames(

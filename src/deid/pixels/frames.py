@@ -332,3 +332,52 @@ def iter_frames(ds: Dataset, layout: PixelLayout | None = None) -> Iterator[npt.
     decoder = decoder_for(layout)
     for index in range(layout.number_of_frames):
         yield decode_encapsulated(decoder, ds, layout, index)
+
+
+def codestream_precision(data: bytes) -> int | None:
+    """The sample precision a JPEG, JPEG-LS or JPEG 2000 codestream declares (``None`` when
+    it cannot be read). A precision above Bits Stored means bits the decoders mask away are
+    still in the file (e.g. overlays kept in unused bits)."""
+    if data[:2] == b"\xff\x4f":  # JPEG 2000 codestream: SIZ follows SOC
+        if len(data) > 42 and data[2:4] == b"\xff\x51":
+            components = int.from_bytes(data[40:42], "big")
+            sizes = [data[42 + 3 * i] for i in range(components) if 42 + 3 * i < len(data)]
+            return max((s & 0x7F) + 1 for s in sizes) if sizes else None
+        return None
+    if data[:2] != b"\xff\xd8":
+        return None
+    index = 2
+    while index + 4 < len(data):
+        if data[index] != 0xFF:
+            return None
+        code = data[index + 1]
+        if code == 0xFF:
+            index += 1
+            continue
+        length = int.from_bytes(data[index + 2 : index + 4], "big")
+        if code in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            return int(data[index + 4])
+        if code == 0xF7:  # JPEG-LS SOF55
+            return int(data[index + 4])
+        if code == 0xDA:
+            return None
+        index += 2 + length
+    return None
+
+
+def frames_with_hidden_bits(ds: Dataset, layout: PixelLayout) -> set[int]:
+    """Encapsulated frames whose codestream precision exceeds Bits Stored."""
+    if not layout.encapsulated or layout.bits_stored >= layout.bits_allocated:
+        return set()
+    from pydicom.encaps import generate_frames
+
+    found: set[int] = set()
+    try:
+        frames = generate_frames(ds.PixelData, number_of_frames=layout.number_of_frames)
+        for index, data in enumerate(frames):
+            precision = codestream_precision(bytes(data[:4096]))
+            if precision is not None and precision > layout.bits_stored:
+                found.add(index)
+    except Exception as exc:
+        raise PixelError("the encapsulated Pixel Data cannot be parsed") from exc
+    return found
