@@ -16,6 +16,9 @@ Usage::
 
     python benchmarks/golden.py record golden.json      # before a change
     python benchmarks/golden.py check golden.json       # after: exit 1 on any difference
+
+``record`` also writes the drawn patients to ``golden.hypothesis.json``, which ``check``
+reads back (draws are not stable across versions of the code).
 """
 
 from __future__ import annotations
@@ -168,15 +171,19 @@ def outcome(engine: Deidentifier, data: bytes) -> dict[str, object]:
     return record
 
 
-def run(hypothesis_count: int) -> dict[str, dict[str, object]]:
+def run(
+    hypothesis_count: int, drawn: dict[str, bytes] | None
+) -> tuple[dict[str, dict[str, object]], dict[str, bytes]]:
     engines = [(p.name, Deidentifier(p, KEY)) for p in policies()]
     results: dict[str, dict[str, object]] = {}
+    if drawn is None:
+        drawn = dict(hypothesis_inputs(hypothesis_count))
     with tempfile.TemporaryDirectory() as tmp:
         sources = [
             synthetic_inputs(Path(tmp)),
             corpus_inputs(),
             factory_inputs(),
-            hypothesis_inputs(hypothesis_count),
+            iter(drawn.items()),
         ]
         for source in sources:
             for name, data in source:
@@ -184,7 +191,7 @@ def run(hypothesis_count: int) -> dict[str, dict[str, object]]:
                 for policy_name, engine in engines:
                     entry[policy_name] = outcome(engine, data)
                 results[name] = entry
-    return results
+    return results, drawn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,12 +202,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))  # tests.strategies, tests.factories
     pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+    # Hypothesis draws differ from one version of the code to the next (even derandomized):
+    # the patients drawn on recording are kept beside the golden file and read back to check.
+    drawn_file = args.file.with_suffix(".hypothesis.json")
+    drawn = None
+    if args.mode == "check":
+        drawn = {k: bytes.fromhex(v) for k, v in json.loads(drawn_file.read_text()).items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        results = run(args.hypothesis)
+        results, drawn = run(args.hypothesis, drawn)
     cases = sum(len(v) - 1 for v in results.values())
     if args.mode == "record":
         args.file.write_text(json.dumps(results, indent=1, sort_keys=True))
+        drawn_file.write_text(json.dumps({k: v.hex() for k, v in drawn.items()}))
         print(f"recorded {len(results)} inputs, {cases} cases -> {args.file}")
         return 0
     golden = json.loads(args.file.read_text())
