@@ -71,7 +71,7 @@ def test_post_processing_unclips_pads_and_drops_tall_boxes() -> None:
     probability[30:31, 5:9] = 0.9  # mean 0.36 over its 2 x 5 dilated region
     fake = _FakeDetector(probability)
     image = np.zeros((64, 96), np.uint8)
-    strict = RapidOcr(pad=0, keep_height=16, box_threshold=0.5)
+    strict = RapidOcr(pad=0, keep_height=16, box_threshold=0.5, border=0)
     strict._detector = fake
     assert fake.shapes == []
     # unclip: 5 * 41 * 1.6 / (2 * (5 + 41)) = 3.565 on each side; the 51-row box is dropped
@@ -79,7 +79,7 @@ def test_post_processing_unclips_pads_and_drops_tall_boxes() -> None:
     assert fake.shapes == [(1, 3, 64, 96)]
     assert (box.left, box.top, box.width, box.height) == (16, 6, 49, 13)
     assert box.confidence == pytest.approx(0.8 * 160 / 205, abs=1e-6)
-    kept = RapidOcr(pad=2)
+    kept = RapidOcr(pad=2, border=0)
     kept._detector = fake
     assert [(b.left, b.top, b.width, b.height) for b in kept.detect(image)] == [
         (14, 4, 53, 17),
@@ -92,12 +92,24 @@ def test_post_processing_unclips_pads_and_drops_tall_boxes() -> None:
 def test_boxes_come_back_in_input_pixels() -> None:
     probability = np.zeros((32, 64), np.float32)
     probability[8:12, 8:40] = 0.9
-    half = RapidOcr(scale=0.5, pad=0)
+    half = RapidOcr(scale=0.5, pad=0, border=0)
     half._detector = fake = _FakeDetector(probability)
     (box,) = half.detect(np.zeros((64, 128), np.uint8))
     assert fake.shapes == [(1, 3, 32, 64)]
     # model box 8..41 x 8..13 (dilated) grown by 5*33*1.6/76 = 3.47, doubled, rounded outwards
     assert (box.left, box.top, box.right, box.bottom) == (9, 9, 89, 33)
+
+
+@needs_models
+def test_the_border_frames_the_image_and_boxes_are_shifted_back() -> None:
+    probability = np.zeros((96, 128), np.float32)
+    probability[16:21, 20:60] = 0.9  # in the framed image: rows 0..4 of the input
+    framed = RapidOcr(pad=0, border=16)
+    framed._detector = fake = _FakeDetector(probability)
+    (box,) = framed.detect(np.zeros((64, 96), np.uint8))
+    assert fake.shapes == [(1, 3, 96, 128)]
+    # 6 x 41 after dilation, grown by 6*41*1.6/94 = 4.19, shifted back by 16 and clipped
+    assert (box.left, box.top, box.right, box.bottom) == (0, 0, 50, 11)
 
 
 @needs_models

@@ -11,14 +11,17 @@ Only the model files are used: the package itself is never imported. Pre- and po
 are our own:
 
 Detection (DB, "differentiable binarisation")
-    The image is resized so that its longer side is at most ``max_side`` and both sides are
-    multiples of 32, scaled to [-1, 1], and run through the detector, which returns a text
-    probability per pixel. Pixels above ``threshold`` are joined (a small dilation) into
-    connected regions; a region whose mean probability is below ``box_threshold`` is dropped
-    (``0`` keeps every region: a missed box is PHI left in the image, a spare one only blanks a
-    little more). DB predicts a *shrunk* text kernel, so each region's box is grown back by the
-    model's unclip distance (area x 1.6 / perimeter), mapped to the input image's pixels with
-    outward rounding, and padded by ``pad`` pixels so that it covers all the ink.
+    The image is framed by ``border`` pixels of replicated edge (text touching the edge is
+    otherwise often missed), resized so that its longer side is at most ``max_side`` and both
+    sides are multiples of 32, scaled to [-1, 1], and run through the detector, which returns a
+    text probability per pixel. Pixels above ``threshold`` are joined (a small dilation) into
+    connected regions; a region whose mean probability is below ``box_threshold`` (0.25) is
+    dropped. Every region already has pixels above ``threshold`` (0.3), so this only removes
+    specks whose dilation outweighs them; there is no cut on a recognition score (a missed box
+    is PHI left in the image, a spare one only blanks a little more). DB predicts a *shrunk*
+    text kernel, so each region's box is grown back by the model's unclip distance (area x 1.6 /
+    perimeter), mapped to the input image's pixels with outward rounding, and padded by ``pad``
+    pixels so that it covers all the ink.
 
     A box taller than ``max_box_height`` of the image (and taller than ``keep_height`` pixels,
     which are always kept) is dropped: on text-free CT the detector sometimes returns one box
@@ -110,7 +113,7 @@ class RapidOcr:
     threshold
         The text probability a pixel needs to be part of a region.
     box_threshold
-        The mean probability a region needs to be kept (``0``: keep every region).
+        The mean probability a region (dilated) needs to be kept (``0``: keep every region).
     pad
         Pixels added on every side of each box, in the input image.
     max_box_height, keep_height
@@ -118,6 +121,9 @@ class RapidOcr:
         ``keep_height`` pixels tall.
     threads
         onnxruntime intra-op threads per session.
+    border
+        Pixels of replicated edge added around the image before detection (the detector
+        misses text that touches the image's edge without it).
     """
 
     name: ClassVar[str] = "rapidocr"
@@ -129,11 +135,12 @@ class RapidOcr:
         max_side: int | None = 2048,
         scale: float = 1.0,
         threshold: float = 0.3,
-        box_threshold: float = 0.0,
+        box_threshold: float = 0.25,
         pad: int = 3,
         max_box_height: float = 0.10,
         keep_height: int = 64,
         threads: int = 2,
+        border: int = 16,
     ) -> None:
         if max_side is not None and max_side < 32:
             raise ValueError("max_side must be at least 32")
@@ -141,8 +148,10 @@ class RapidOcr:
             raise ValueError("scale must be in (0, 4]")
         if not 0.0 < threshold < 1.0 or not 0.0 <= box_threshold < 1.0:
             raise ValueError("threshold must be in (0, 1) and box_threshold in [0, 1)")
-        if pad < 0 or keep_height < 0 or not 0.0 < max_box_height <= 1.0 or threads < 1:
-            raise ValueError("pad, keep_height >= 0; max_box_height in (0, 1]; threads >= 1")
+        if min(pad, keep_height, border) < 0 or not 0.0 < max_box_height <= 1.0 or threads < 1:
+            raise ValueError(
+                "pad, keep_height, border >= 0; max_box_height in (0, 1]; threads >= 1"
+            )
         try:
             import cv2
             import onnxruntime
@@ -161,6 +170,7 @@ class RapidOcr:
         self.max_box_height = max_box_height
         self.keep_height = keep_height
         self.threads = threads
+        self.border = border
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
@@ -195,23 +205,26 @@ class RapidOcr:
 
     def detect(self, image: npt.NDArray[np.uint8]) -> list[TextBox]:
         """The text boxes of ``image`` (``uint8``, grey or RGB), in its pixels."""
-        bgr = _as_bgr(image, self._cv2)
+        cv2 = self._cv2
+        bgr = _as_bgr(image, cv2)
         rows, columns = bgr.shape[:2]
-        height, width = self._model_size(rows, columns)
-        shrink = height <= rows and width <= columns
-        method = self._cv2.INTER_AREA if shrink else self._cv2.INTER_LINEAR
-        resized = self._cv2.resize(bgr, (width, height), interpolation=method)
+        edge = self.border
+        framed = cv2.copyMakeBorder(bgr, edge, edge, edge, edge, cv2.BORDER_REPLICATE)
+        height, width = self._model_size(rows + 2 * edge, columns + 2 * edge)
+        shrink = height <= rows + 2 * edge and width <= columns + 2 * edge
+        method = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        resized = cv2.resize(framed, (width, height), interpolation=method)
         tensor = _normalise(resized)
         probability = self._detector.run(None, {self._det_input: tensor})[0][0, 0]
         regions = self._regions(probability)
-        factor_x, factor_y = columns / width, rows / height
+        factor_x, factor_y = (columns + 2 * edge) / width, (rows + 2 * edge) / height
         limit = max(self.keep_height, self.max_box_height * rows)
         boxes: list[TextBox] = []
         for left, top, right, bottom, score in regions:
-            x0 = max(0, math.floor(left * factor_x))
-            y0 = max(0, math.floor(top * factor_y))
-            x1 = min(columns, math.ceil(right * factor_x))
-            y1 = min(rows, math.ceil(bottom * factor_y))
+            x0 = max(0, math.floor(left * factor_x) - edge)
+            y0 = max(0, math.floor(top * factor_y) - edge)
+            x1 = min(columns, math.ceil(right * factor_x) - edge)
+            y1 = min(rows, math.ceil(bottom * factor_y) - edge)
             if x1 <= x0 or y1 <= y0 or (y1 - y0) > limit:
                 continue
             boxes.append(TextBox(x0, y0, x1 - x0, y1 - y0, score))
