@@ -235,13 +235,10 @@ def test_outcomes_checked_by_hand(corpus, corpus_run) -> None:
     assert records[same[0]]["output"] == records[same[1]]["output"]
 
 
-#: Burned-in text that nothing in the header betrays: a CT localizer (ORIGINAL\\PRIMARY) with
-#: synthetic text stamped in by its publisher. Only a pixel pre-screen can catch it; deid has
-#: none yet, so under plain "upload" this one is released (the known gap, asserted exactly).
-NEEDS_PIXEL_SCREEN = {"presidio/2_ORIGINAL.dcm"}
-
-
-def test_burned_in_text_is_never_released(corpus, tmp_path) -> None:
+def test_burned_in_text_is_never_released_uncleaned(corpus, tmp_path) -> None:
+    """Through ``deid run`` (policy upload, the pixel pass on): every file with ground-truth
+    PHI in its pixels is released only after the OCR pass cleaned it, or rejected. Which boxes
+    were blanked is checked per file in test_corpus_pixels.py."""
     truth = json.loads((CORPUS / "burned_in_truth.json").read_text(encoding="utf-8"))
     key = write_key_file(tmp_path / "site.key", KEY)
     out = tmp_path / "out"
@@ -252,10 +249,16 @@ def test_burned_in_text_is_never_released(corpus, tmp_path) -> None:
     }
     with_phi = {name for name, boxes in truth.items() if any(b.get("phi") for b in boxes)}
     released = {name for name in with_phi if records[name]["outcome"] == "deidentified"}
-    assert released == NEEDS_PIXEL_SCREEN
-    for name in with_phi - released:
-        reason = records[name]["reason"]
-        assert reason in ("BURNED_IN_TEXT", "DUPLICATE_INSTANCE", "NOT_DICOM"), name
+    for name in released:
+        pixels = records[name]["pixels"]
+        assert pixels is not None and pixels["cleaned"] and pixels["verified"], name
+    # the CT localizer whose header says nothing of its stamped text: the pre-screen caught it
+    assert records["presidio/2_ORIGINAL.dcm"]["pixels"]["boxes"]
+    rejected = {name: records[name]["reason"] for name in with_phi - released}
+    assert rejected == {
+        "deid-data/ultrasounds/GREYSCALE_CINE.zip": "NOT_DICOM",  # a ZIP archive
+        "pydicom-data/OBXXXX1A_rle.dcm": "DUPLICATE_INSTANCE",  # same object as OBXXXX1A
+    }
 
 
 # -- deid explain over every DICOM file -----------------------------------------------------
@@ -271,9 +274,10 @@ def test_explain_never_raises(corpus, corpus_run, name) -> None:
         assert code == 0
     if code == 0:
         lines = stdout.splitlines()
-        count = int(lines[-1].split()[1])
-        assert len(lines) == count + 3
-        assert all(len(line.split("\t")) == 5 for line in lines[1:-1])
+        assert lines[-1].startswith("# pixels: ")
+        count = int(lines[-2].split()[1])
+        assert len(lines) == count + 4
+        assert all(len(line.split("\t")) == 5 for line in lines[1:-2])
     else:
         assert stdout == ""
         assert f"{name}: rejected " in stderr

@@ -60,8 +60,16 @@ def test_risky_object_is_blanked_marked_and_audited() -> None:
 
 def test_text_found_again_after_blanking_rejects_the_object() -> None:
     ds = us_image()
-    # first call: one box; verification call: a box elsewhere that was never blanked
-    ocr = StaticOcr(per_call=[[TextBox(10, 5, 20, 8)], [TextBox(60, 40, 20, 8)]])
+    # every read finds text somewhere new: the two cleaning rounds blank what they see, and
+    # the verification read still finds text outside every blanked box
+    places = [TextBox(10, 5, 20, 8), TextBox(40, 30, 20, 8), TextBox(70, 50, 20, 8)]
+    calls: list[int] = []
+
+    def found(image: np.ndarray) -> list[TextBox]:
+        calls.append(1)
+        return [places[min(len(calls), 3) - 1]]
+
+    ocr = StaticOcr(func=found)
     engine = Deidentifier("upload", KEY, ocr=ocr, prescreen=False)
     with pytest.raises(ResidualPhiError) as info:
         engine.deidentify(ds)
@@ -121,7 +129,7 @@ def test_prescreen_finding_text_sends_the_frame_to_ocr() -> None:
     ds = make_dataset(pixels=True, ImageType=["ORIGINAL", "PRIMARY", "LOCALIZER"])
     ocr = StaticOcr([TextBox(0, 0, 4, 4)])
     result = Deidentifier("upload", KEY, ocr=ocr, prescreen=lambda image: True).deidentify(ds)
-    assert ocr.calls == 2  # detection, then verification
+    assert ocr.calls == 3  # detection, a second read of the blanked frame, verification
     out = roundtrip(result.data)
     assert out.BurnedInAnnotation == "NO"
     values = np.frombuffer(out.PixelData, dtype="<u2").reshape(16, 16)
