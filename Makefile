@@ -8,7 +8,7 @@ DEMO_DIR ?= demo-output
 # The PP-OCRv4 ONNX models (inside the wheel); its own dependencies are not wanted (see pyproject).
 OCR_MODELS := rapidocr-onnxruntime==1.4.4
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench bench-pixels clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ test: lint typecheck pytest
 
 bench: $(STAMP_DEV)
 	$(BIN)/python benchmarks/bench_attributes.py
+
+bench-pixels: $(STAMP_DEV)
+	$(BIN)/python benchmarks/bench_pixels.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
