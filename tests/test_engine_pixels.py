@@ -172,3 +172,38 @@ def test_engine_is_built_once_from_the_policy_name(monkeypatch) -> None:
     for _ in range(3):
         engine.deidentify(us_image())
     assert built == [1]
+
+
+def test_a_pickled_deidentifier_builds_its_engine_again() -> None:
+    import pickle
+
+    from deid.ocr import register
+
+    register("test-pickle", StaticOcr)
+    policy = Policy(name="p", pixels={"engine": "test-pickle"})  # type: ignore[arg-type]
+    engine = Deidentifier(policy, KEY, prescreen=False)
+    first = engine.deidentify(us_image()).data
+    copy = pickle.loads(pickle.dumps(engine))
+    assert copy._ocr is None  # built again on first use in the new process
+    assert copy.deidentify(us_image()).data == first
+    assert isinstance(copy._ocr, StaticOcr)
+
+
+def test_threads_share_one_engine() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from deid.ocr import register
+
+    built: list[StaticOcr] = []
+
+    def factory() -> StaticOcr:
+        built.append(StaticOcr([TextBox(10, 5, 20, 8)]))
+        return built[-1]
+
+    register("test-threads", factory)
+    policy = Policy(name="p", pixels={"engine": "test-threads"})  # type: ignore[arg-type]
+    engine = Deidentifier(policy, KEY, prescreen=False)
+    with ThreadPoolExecutor(4) as pool:
+        outputs = list(pool.map(lambda _: engine.deidentify(us_image()).data, range(8)))
+    assert len(built) == 1
+    assert len(set(outputs)) == 1

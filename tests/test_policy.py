@@ -399,3 +399,14 @@ def test_shipped_policies_blank_all_text_with_rapidocr() -> None:
             3,
             False,
         )
+
+
+def test_policies_pickle_and_stay_read_only() -> None:
+    import pickle
+
+    for name in ("basic", "upload", "research"):
+        policy = load_policy(name)
+        copy = pickle.loads(pickle.dumps(policy))
+        assert copy == policy
+        with pytest.raises(TypeError):
+            copy.overrides[0x00100010] = ActionCode.K  # type: ignore[index]

@@ -180,6 +180,17 @@ class Policy:
                 key="options",
             )
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (worker processes): the read-only overrides travel as a plain dict."""
+        state = dict(self.__dict__)
+        state["overrides"] = dict(self.overrides)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "overrides", MappingProxyType(dict(state["overrides"])))
+
     def with_options(self, *options: ProfileOption | str) -> Policy:
         """A copy with more options."""
         return replace(
