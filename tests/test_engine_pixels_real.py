@@ -85,3 +85,32 @@ def test_every_line_is_blanked_and_nothing_else_changes(
     assert out.BurnedInAnnotation == "NO"
     if kind == "US-cine":  # the clock changes on every frame: each frame was read
         assert {b[0] for b in pixels["boxes"]} == {0, 1, 2}
+
+
+def test_identifiers_mode_reads_text_and_keeps_labels(textimages: ModuleType) -> None:
+    from PIL import Image, ImageDraw, ImageFont
+
+    from deid import Policy, load_policy
+
+    rows, columns = 240, 320
+    image = Image.fromarray(np.full((rows, columns), 20, dtype=np.uint8))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=18)
+    draw.text((10, 10), "DOE JOHNATHAN", fill=255, font=font)  # the patient's name
+    draw.text((180, 200), "PORTABLE", fill=255, font=font)  # a label that names no one
+    ds = textimages.to_dataset(textimages.make("US", 1))
+    ds.PhotometricInterpretation, ds.SamplesPerPixel = "MONOCHROME2", 1
+    del ds.PlanarConfiguration
+    ds.Rows, ds.Columns = rows, columns
+    ds.PatientName = "DOE^JOHNATHAN"
+    ds.PixelData = np.asarray(image, dtype=np.uint8).tobytes()
+    options = load_policy("upload").options
+    policy = Policy(name="ids", options=options, pixels={"text": "identifiers"})  # type: ignore[arg-type]
+    result = Deidentifier(policy, KEY).deidentify(ds)
+    after = np.frombuffer(dcmread(io.BytesIO(result.data)).PixelData, np.uint8)
+    after = after.reshape(rows, columns)
+    before = np.asarray(image, dtype=np.uint8)
+    assert (after[10:30, 10:150][before[10:30, 10:150] > 100] == 0).all()  # name: ink black
+    assert np.array_equal(after[190:230, 170:300], before[190:230, 170:300])  # label kept
+    assert result.audit.pixels is not None
+    assert len(result.audit.pixels["boxes"]) == 1

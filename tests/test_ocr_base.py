@@ -236,3 +236,19 @@ def test_importing_deid_imports_no_ocr_or_image_stack() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.split("\n")[:2] == ["[]", "[]"]
+
+
+def test_get_engine_asks_for_recognition_only_where_a_factory_takes_it() -> None:
+    from deid.ocr import StaticOcr, get_engine, register
+
+    seen: list[bool] = []
+
+    def reader(*, recognize: bool = False) -> StaticOcr:
+        seen.append(recognize)
+        return StaticOcr()
+
+    register("test-reader", reader)
+    get_engine("test-reader", recognize=True)
+    get_engine("test-reader")
+    assert seen == [True, False]
+    assert isinstance(get_engine("static", recognize=True), StaticOcr)  # takes no such option

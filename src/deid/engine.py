@@ -28,7 +28,7 @@ from deid import gates
 from deid.actions import ApplyContext, apply_plan
 from deid.audit import AuditRecord
 from deid.burnedin import run_pixel_pass
-from deid.codes import ActionCode, Outcome, ProfileOption, RejectReason
+from deid.codes import ActionCode, Outcome, PixelText, ProfileOption, RejectReason
 from deid.derived import reference_date
 from deid.descriptors import Scrubber
 from deid.encoding import encode_with_last
@@ -219,7 +219,8 @@ class Deidentifier:
         with self._lock:
             if self._ocr is None:
                 spec = self._ocr_spec
-                self._ocr = spec if not isinstance(spec, str) else get_engine(spec)
+                reads = self.policy.pixels.text is PixelText.IDENTIFIERS
+                self._ocr = spec if not isinstance(spec, str) else get_engine(spec, recognize=reads)
             return self._ocr
 
     def _prescreen_func(self) -> Prescreen | None:

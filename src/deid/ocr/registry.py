@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -39,17 +40,29 @@ def _resolve(spec: str) -> Callable[..., OcrEngine]:
     return factory
 
 
-def get_engine(spec: str, **options: Any) -> OcrEngine:
+def get_engine(spec: str, *, recognize: bool = False, **options: Any) -> OcrEngine:
     """Build the engine named ``spec`` (a registered name or ``module:attribute``).
+
+    ``recognize``: the engine must read text (``TextBox.text``), not only find it; passed to
+    factories that take a ``recognize`` argument. ``options`` go to the factory as they are.
 
     Raises :class:`deid.MissingDependencyError` (naming the extra) when the backend's
     dependencies are not installed, ``ValueError`` for an unknown name.
     """
     factory = _resolve(spec)
+    if recognize and _takes(factory, "recognize"):
+        options["recognize"] = True
     engine = factory(**options)
     if not isinstance(engine, OcrEngine):
         raise TypeError(f"{spec!r} did not build an OcrEngine")
     return engine
+
+
+def _takes(factory: Callable[..., OcrEngine], name: str) -> bool:
+    try:
+        return name in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def available_engines() -> dict[str, bool]:
