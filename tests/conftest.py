@@ -19,6 +19,12 @@ CORPUS = Path(
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_worker_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`deid run` defaults to one worker per CPU; tests that want processes say --workers."""
+    monkeypatch.setenv("DEID_WORKERS", "1")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _quiet_pydicom_validation():
     """pydicom warns (with values) on odd values in real files; tests assert on outcomes."""

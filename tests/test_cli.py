@@ -7,6 +7,7 @@ input).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -21,11 +22,11 @@ from pydicom import dcmread
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import CTImageStorage, ImplicitVRLittleEndian
 
-from deid import Deidentifier, Pseudonymizer, RejectReason, load_policy, named_policies
-from deid.cli._batch import NO_SERIES, NO_STUDY
+from deid import Deidentifier, Pseudonymizer, load_policy, named_policies
 from deid.cli.main import main
 from deid.engine import read_dataset
 from deid.keys import write_key_file
+from deid.runner import NO_SERIES, NO_STUDY
 from tests.conftest import KEY
 from tests.factories import (
     ACCESSION,
@@ -74,9 +75,12 @@ AUDIT_KEYS = [
     "pixels",
     "deid_version",
     "dicom_edition",
+    "output_sha256",
 ]
 
 PSEUDO = Pseudonymizer(KEY)
+#: What every run writes beside the outputs (deid.runner).
+RUN_FILES = {"audit.jsonl", "quarantine.jsonl", ".deid-run.json"}
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -191,7 +195,7 @@ def test_run_names_the_output_from_the_new_uids(capsys, tmp_path, one_file, key_
     out = tmp_path / "out"
     code, stdout, stderr = cli(capsys, "run", one_file, out, "--key-file", key_file)
     assert code == 0
-    assert files_under(out) == {expected_name(), "audit.jsonl"}
+    assert files_under(out) == {expected_name(), *RUN_FILES}
     assert "scan-0001" not in expected_name()
     written = dcmread(out / expected_name())
     assert written.PatientIdentityRemoved == "YES"
@@ -222,6 +226,7 @@ def test_run_audit_record_has_exact_keys_and_values(capsys, tmp_path, one_file, 
         "pixels": expected.pixels,
         "deid_version": expected.deid_version,
         "dicom_edition": "2026c",
+        "output_sha256": hashlib.sha256((out / expected_name()).read_bytes()).hexdigest(),
     }
     assert sum(record["actions"].values()) > 10  # type: ignore[union-attr]
     # A CT without Image Type is no plain slice: pre-screened, found free of text, untouched.
@@ -248,7 +253,7 @@ def test_object_without_study_and_series_uid_goes_under_placeholders(
     out = tmp_path / "out"
     assert cli(capsys, "run", src, out, "--key-file", key_file)[0] == 0
     name = f"{NO_STUDY}/{NO_SERIES}/{PSEUDO.uid(SOP_UID)}.dcm"
-    assert files_under(out) == {name, "audit.jsonl"}
+    assert files_under(out) == {name, *RUN_FILES}
     [record] = read_audit(out)
     assert record["output"] == name
     assert record["study_instance_uid"] is None
@@ -273,8 +278,10 @@ def test_a_kept_uid_that_is_not_a_uid_never_becomes_a_path(capsys, tmp_path, key
         None,
     )
     assert "not a valid UID" in stderr
-    assert files_under(out) == {"audit.jsonl"}
-    assert files_under(tmp_path) == {"site.key", "keep.toml", "in/x.dcm", "out/audit.jsonl"}
+    assert files_under(out) == {*RUN_FILES}
+    assert files_under(tmp_path) == {
+        "site.key", "keep.toml", "in/x.dcm", *(f"out/{name}" for name in RUN_FILES)
+    }  # fmt: skip
 
 
 # -- deid run: a folder with bad files ------------------------------------------------------
@@ -303,29 +310,30 @@ def test_folder_with_bad_files_exits_1_and_lists_them(capsys, tmp_path, mixed_fo
     second = expected_name(
         series="1.2.826.0.1.3680043.8.498.2002", sop="1.2.826.0.1.3680043.8.498.2003"
     )
-    assert files_under(out) == {expected_name(), second, "audit.jsonl"}
+    assert files_under(out) == {expected_name(), second, *RUN_FILES}
     records = {r["input"]: r for r in read_audit(out)}
     assert list(records) == ["a.dcm", "notes.txt", "sub/b.dcm", "sub/cut.dcm"]
     assert records["a.dcm"]["output"] == expected_name()
     assert records["sub/b.dcm"]["output"] == second
-    for name, reason in (("notes.txt", "NOT_DICOM"), ("sub/cut.dcm", "TRUNCATED")):
-        assert records[name]["outcome"] == "rejected"
+    for name, reason, outcome in (
+        ("notes.txt", "NOT_DICOM", "skipped"),
+        ("sub/cut.dcm", "TRUNCATED", "rejected"),
+    ):
+        assert records[name]["outcome"] == outcome
         assert records[name]["reason"] == reason
         assert records[name]["output"] is None
         assert records[name]["study_instance_uid"] is None
         assert records[name]["actions"] == {}
         assert list(records[name]) == AUDIT_KEYS
-        assert f"{name}: rejected {reason}" in stderr
+        assert f"{name}: {outcome} {reason}" in stderr
     assert "a.dcm:" not in stderr
-    assert "4 input(s): 2 de-identified, 2 rejected, 0 failed" in stderr
+    assert "4 input(s): 2 de-identified, 1 rejected, 0 failed, 1 skipped" in stderr
     assert snapshot(mixed_folder) == before
     assert not list(tmp_path.rglob(".deid-*.tmp"))
     assert_no_planted(stdout, stderr, (out / "audit.jsonl").read_text(encoding="utf-8"))
 
 
-def test_rerun_rewrites_the_audit_and_gives_the_same_outputs(
-    capsys, tmp_path, mixed_folder, key_file
-):
+def test_rerun_of_a_finished_run_changes_nothing(capsys, tmp_path, mixed_folder, key_file):
     out = tmp_path / "out"
     assert cli(capsys, "run", mixed_folder, out, "--key-file", key_file)[0] == 1
     first_audit = (out / "audit.jsonl").read_bytes()
@@ -352,7 +360,7 @@ def test_two_objects_with_one_sop_instance_uid_are_not_both_written(capsys, tmp_
         ("3.dcm", "deidentified", None),
     ]
     assert records[0]["output"] == records[2]["output"] == expected_name()
-    assert files_under(out) == {expected_name(), "audit.jsonl"}
+    assert files_under(out) == {expected_name(), *RUN_FILES}
     assert dcmread(out / expected_name()).PatientSex == "M"
     assert "2.dcm: rejected DUPLICATE_INSTANCE" in stderr
 
@@ -366,7 +374,7 @@ def test_one_sop_instance_uid_in_two_series_is_a_duplicate(capsys, tmp_path, key
     out = tmp_path / "out"
     assert cli(capsys, "run", src, out, "--key-file", key_file)[0] == 1
     assert [r["reason"] for r in read_audit(out)] == [None, "DUPLICATE_INSTANCE"]
-    assert files_under(out) == {expected_name(), "audit.jsonl"}
+    assert files_under(out) == {expected_name(), *RUN_FILES}
 
 
 def test_empty_input_folder_is_success_with_an_empty_audit(capsys, tmp_path, key_file) -> None:
@@ -423,17 +431,19 @@ def test_bad_input_is_reported_not_raised(capsys, tmp_path, key_file, name) -> N
         assert code == 0
         assert record["outcome"] == "deidentified"
         written = out / str(record["output"])
-        assert files_under(out) == {str(record["output"]), "audit.jsonl"}
+        assert files_under(out) == {str(record["output"]), *RUN_FILES}
         data = written.read_bytes()
         assert all(value.encode() not in data for value in PLANTED)
         with warnings.catch_warnings():  # an unknown character set is kept, and warned about
             warnings.simplefilter("ignore")
             assert dcmread(written).PatientIdentityRemoved == "YES"
     else:
-        assert code == 1
-        assert (record["outcome"], record["reason"], record["output"]) == ("rejected", reason, None)
-        assert files_under(out) == {"audit.jsonl"}
-        assert f"{name}.dcm: rejected {reason}" in stderr
+        skipped = reason == "NOT_DICOM"  # not DICOM at all: skipped, and the run succeeds
+        outcome = "skipped" if skipped else "rejected"
+        assert code == (0 if skipped else 1)
+        assert (record["outcome"], record["reason"], record["output"]) == (outcome, reason, None)
+        assert files_under(out) == {*RUN_FILES}
+        assert f"{name}.dcm: {outcome} {reason}" in stderr
 
 
 #: Objects that end early, each rejected as TRUNCATED.
@@ -456,7 +466,7 @@ def test_cut_short_input_is_never_released(capsys, tmp_path, key_file, name) -> 
     [record] = read_audit(out)
     assert code == 1
     assert (record["outcome"], record["reason"]) == ("rejected", "TRUNCATED")
-    assert files_under(out) == {"audit.jsonl"}
+    assert files_under(out) == {*RUN_FILES}
 
 
 def test_unexpected_error_in_one_object_fails_it_and_the_run_goes_on(
@@ -482,13 +492,12 @@ def test_unexpected_error_in_one_object_fails_it_and_the_run_goes_on(
 
 
 def test_write_failure_is_reported_as_failed(capsys, tmp_path, one_file, key_file, monkeypatch):
-    from deid.cli import _batch
-    from deid.errors import RejectedError
+    from deid import runner
 
-    def refuse(dst: Path, data: bytes) -> None:
-        raise RejectedError(RejectReason.WRITE_FAILED, "cannot write output (OSError)")
+    def refuse(temp: Path, target: Path) -> None:
+        raise OSError("disk full")
 
-    monkeypatch.setattr(_batch, "write_atomic", refuse)
+    monkeypatch.setattr(runner, "_move_into_place", refuse)
     out = tmp_path / "out"
     code, _, stderr = cli(capsys, "run", one_file, out, "--key-file", key_file)
     assert code == 1
@@ -509,7 +518,7 @@ def test_internal_error_outside_an_object_exits_70_without_traceback(
     def broken(*args: object, **kwargs: object) -> None:
         raise ValueError(PATIENT_NAME)
 
-    monkeypatch.setattr(run, "iter_inputs", broken)
+    monkeypatch.setattr(run.runner, "discover", broken)
     code, stdout, stderr = cli(capsys, "run", one_file, tmp_path / "out", "--key-file", key_file)
     assert code == 70
     assert "internal error (ValueError)" in stderr
@@ -524,7 +533,7 @@ def test_key_from_the_environment(capsys, tmp_path, one_file, key_file, monkeypa
     out = tmp_path / "out"
     code, _, stderr = cli(capsys, "run", one_file, out)
     assert code == 0
-    assert files_under(out) == {expected_name(), "audit.jsonl"}
+    assert files_under(out) == {expected_name(), *RUN_FILES}
     assert "ephemeral" not in stderr
 
 
@@ -532,7 +541,7 @@ def test_key_file_flag_wins_over_the_environment(capsys, tmp_path, one_file, key
     monkeypatch.setenv("DEID_KEY_FILE", str(write_key_file(tmp_path / "other.key")))
     out = tmp_path / "out"
     assert cli(capsys, "run", one_file, out, "--key-file", key_file)[0] == 0
-    assert files_under(out) == {expected_name(), "audit.jsonl"}
+    assert files_under(out) == {expected_name(), *RUN_FILES}
 
 
 @pytest.mark.parametrize("with_env", [False, True], ids=["no-env", "env-set"])
@@ -854,7 +863,7 @@ def test_interrupt_exits_130(capsys, tmp_path, one_file, key_file, monkeypatch) 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(run, "iter_inputs", interrupted)
+    monkeypatch.setattr(run.runner, "discover", interrupted)
     code, _, stderr = cli(capsys, "run", one_file, tmp_path / "out", "--key-file", key_file)
     assert code == 130
     assert "interrupted" in stderr

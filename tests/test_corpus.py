@@ -31,14 +31,14 @@ _NOT_INPUTS = {".md", ".json", ".zip"}
 #: still held to every other test in this module.
 EXPECTED: dict[str, tuple[str, str | None]] = {
     # not DICOM at all
-    "README.md": ("rejected", "NOT_DICOM"),
-    "manifest.json": ("rejected", "NOT_DICOM"),
-    "burned_in_truth.json": ("rejected", "NOT_DICOM"),
-    "presidio/ground_truth.json": ("rejected", "NOT_DICOM"),
-    "deid-data/ultrasounds/GREYSCALE_CINE.zip": ("rejected", "NOT_DICOM"),  # a ZIP archive
-    "pydicom/no_meta.dcm": ("rejected", "NOT_DICOM"),  # stray byte: one garbage element
-    # a media directory, not an image
-    "pydicom/dicomdir/DICOMDIR": ("rejected", "UNSUPPORTED_SOP_CLASS"),
+    "README.md": ("skipped", "NOT_DICOM"),
+    "manifest.json": ("skipped", "NOT_DICOM"),
+    "burned_in_truth.json": ("skipped", "NOT_DICOM"),
+    "presidio/ground_truth.json": ("skipped", "NOT_DICOM"),
+    "deid-data/ultrasounds/GREYSCALE_CINE.zip": ("skipped", "NOT_DICOM"),  # a ZIP archive
+    "pydicom/no_meta.dcm": ("skipped", "NOT_DICOM"),  # stray byte: one garbage element
+    # a media directory, not an image (the files it lists are found by the walk)
+    "pydicom/dicomdir/DICOMDIR": ("skipped", "UNSUPPORTED_SOP_CLASS"),
     # cut short inside an element value
     "pydicom/MR_truncated.dcm": ("rejected", "TRUNCATED"),
     "pydicom/rtplan_truncated.dcm": ("rejected", "TRUNCATED"),
@@ -163,14 +163,18 @@ def test_counts_add_up(corpus, corpus_run) -> None:
     outcomes = [r["outcome"] for r in corpus_run.records]
     done = outcomes.count("deidentified")
     rejected, failed = outcomes.count("rejected"), outcomes.count("failed")
-    assert done + rejected + failed == len(outcomes)
+    skipped = outcomes.count("skipped")
+    assert done + rejected + failed + skipped == len(outcomes)
     summary = (
-        f"{len(outcomes)} input(s): {done} de-identified, {rejected} rejected, {failed} failed"
+        f"{len(outcomes)} input(s): {done} de-identified, {rejected} rejected, {failed} failed, "
+        f"{skipped} skipped"
     )
     assert summary in corpus_run.stderr
-    assert corpus_run.code == (0 if done == len(outcomes) else 1)
+    assert corpus_run.code == (0 if rejected + failed == 0 else 1)
     not_released = [r for r in corpus_run.records if r["outcome"] != "deidentified"]
-    listed = re.findall(r"^deid: (.+?): (?:rejected|failed) [A-Z_]+: ", corpus_run.stderr, re.M)
+    listed = re.findall(
+        r"^deid: (.+?): (?:rejected|failed|skipped) [A-Z_]+: ", corpus_run.stderr, re.M
+    )
     assert listed == [r["input"] for r in not_released]
     assert done > 50
 
@@ -195,7 +199,7 @@ def test_every_output_reads_back_marked_and_named_from_its_uids(corpus, corpus_r
     written = {
         p.relative_to(corpus_run.out).as_posix() for p in corpus_run.out.rglob("*") if p.is_file()
     }
-    assert written == outputs | {"audit.jsonl"}  # no temp files, nothing else
+    assert written == outputs | {"audit.jsonl", "quarantine.jsonl", ".deid-run.json"}
 
 
 def test_rejected_inputs_have_a_reason_code_and_no_output(corpus, corpus_run) -> None:
@@ -256,7 +260,7 @@ def test_burned_in_text_is_never_released_uncleaned(corpus, tmp_path) -> None:
     assert records["presidio/2_ORIGINAL.dcm"]["pixels"]["boxes"]
     rejected = {name: records[name]["reason"] for name in with_phi - released}
     assert rejected == {
-        "deid-data/ultrasounds/GREYSCALE_CINE.zip": "NOT_DICOM",  # a ZIP archive
+        "deid-data/ultrasounds/GREYSCALE_CINE.zip": "NOT_DICOM",  # a ZIP archive: skipped
         "pydicom-data/OBXXXX1A_rle.dcm": "DUPLICATE_INSTANCE",  # same object as OBXXXX1A
     }
 

@@ -155,6 +155,7 @@ class Outcome(str, Enum):
     DEIDENTIFIED = "deidentified"
     REJECTED = "rejected"
     FAILED = "failed"
+    SKIPPED = "skipped"  # not DICOM, or a media directory: recorded, nothing to de-identify
 
 
 class Rule(str, Enum):

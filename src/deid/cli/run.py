@@ -1,32 +1,37 @@
-"""``deid run INPUT OUTPUT``: de-identify a file or a folder tree into OUTPUT.
+"""``deid run INPUT OUTPUT``: de-identify a file, a folder tree or a DICOMDIR into OUTPUT.
 
-``OUTPUT/audit.jsonl`` holds one JSON record per input of *this* run: ``input`` (relative to
-INPUT), ``output`` (relative to OUTPUT, null when nothing was written), ``outcome``, ``reason``,
-the new UIDs and the number of decisions per action; never a value. A re-run into the same
-OUTPUT rewrites ``audit.jsonl`` (records are never duplicated) and replaces the outputs it
-produces again; other files already in OUTPUT are left alone and are not in the new audit.
+See :mod:`deid.runner` for what OUTPUT holds (outputs named from the new UIDs, the
+``audit.jsonl`` journal, ``quarantine.jsonl``) and how a run resumes: the same command again
+after a crash or ``kill -9`` finishes the inputs that have no record yet.
+
+Options: ``--workers N`` (default: ``$DEID_WORKERS``, else the CPU count), ``--include`` /
+``--exclude GLOB`` (repeatable; on the name relative to INPUT), ``--quarantine-dir DIR`` (copies
+of the rejected and failed inputs, for review: they still hold identifiers, so DIR must not be
+inside OUTPUT), ``--restart`` (forget an earlier run in OUTPUT), ``--quiet``. A progress bar
+(tqdm, when installed) shows on a terminal.
 
 The key comes from ``--key-file``, else ``--ephemeral-key`` (a random key, announced on
-stderr), else ``$DEID_KEY_FILE``; with none of them the run is refused (exit 2).
+stderr), else ``$DEID_KEY_FILE``; with none of them the run is refused (exit 2). Exit 0 when
+nothing was rejected or failed, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
-from deid.cli._batch import Batch, iter_inputs
+from deid import runner
 from deid.cli._common import EXIT_OK, EXIT_REJECTED, UsageError, say
 from deid.codes import Outcome
 from deid.engine import Deidentifier
 from deid.keys import Pseudonymizer
 from deid.policy import load_policy
 
-AUDIT_NAME = "audit.jsonl"
 KEY_ENV = "DEID_KEY_FILE"
+WORKERS_ENV = "DEID_WORKERS"
 
 
 def add_subparser(sub: Any) -> None:
@@ -34,6 +39,12 @@ def add_subparser(sub: Any) -> None:
     parser.add_argument("input", help="a DICOM file or a folder")
     parser.add_argument("output", help="output folder (created; must not be inside INPUT)")
     parser.add_argument("--policy", default="upload", help="policy name or TOML file (upload)")
+    parser.add_argument("--workers", help=f"worker processes (${WORKERS_ENV}, else CPU count)")
+    parser.add_argument("--include", action="append", metavar="GLOB", help="only these inputs")
+    parser.add_argument("--exclude", action="append", metavar="GLOB", help="not these inputs")
+    parser.add_argument("--quarantine-dir", help="copy rejected and failed inputs here")
+    parser.add_argument("--restart", action="store_true", help="forget an earlier run in OUTPUT")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, no per-input lines")
     keys = parser.add_mutually_exclusive_group()
     keys.add_argument("--key-file", help=f"key file from `deid keygen` (else ${KEY_ENV})")
     keys.add_argument(
@@ -66,37 +77,88 @@ def _prepare_output(src: Path, dst: Path) -> None:
         raise UsageError(f"{dst}: cannot create the output folder ({type(exc).__name__})") from None
 
 
+def _workers(value: str | None) -> int:
+    text = value if value is not None else os.environ.get(WORKERS_ENV) or str(os.cpu_count() or 1)
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise UsageError(f"--workers must be a whole number >= 1 (got {text!r})")
+    return workers
+
+
 def handle(args: argparse.Namespace) -> int:
     src, dst = Path(args.input), Path(args.output)
     if not src.exists():
         raise UsageError(f"{src}: input does not exist")
     if not (src.is_dir() or src.is_file()):
         raise UsageError(f"{src}: input is neither a regular file nor a folder")
+    workers = _workers(args.workers)
     policy = load_policy(args.policy)
     engine = Deidentifier(policy, resolve_key(args))
     _prepare_output(src, dst)
-    base = src if src.is_dir() else src.parent
-    batch = Batch(engine, dst)
-    counts = dict.fromkeys(Outcome, 0)
+    quarantine = Path(args.quarantine_dir) if args.quarantine_dir else None
+    if quarantine is not None:
+        q_real, d_real = quarantine.resolve(), dst.resolve()
+        if q_real == d_real or d_real in q_real.parents:
+            raise UsageError(f"{quarantine}: the quarantine folder must not be inside OUTPUT")
+    progress = _Progress(quiet=args.quiet)
     try:
-        audit = open(dst / AUDIT_NAME, "w", encoding="utf-8")  # noqa: SIM115
-    except OSError as exc:
-        raise UsageError(f"{dst / AUDIT_NAME}: cannot write ({type(exc).__name__})") from None
-    with audit:
-        for path in iter_inputs(src):
-            relative = path.relative_to(base).as_posix()
-            record, written = batch.process(path)
-            counts[record.outcome] += 1
-            if record.outcome is not Outcome.DEIDENTIFIED:
-                reason = record.reason.value if record.reason else "-"
-                say(f"{relative}: {record.outcome.value} {reason}: {record.detail}")
-            line = json.dumps(record.to_dict(input=relative, output=written), separators=(",", ":"))
-            audit.write(line + "\n")
-            audit.flush()
-    total = sum(counts.values())
-    say(
-        f"{total} input(s): {counts[Outcome.DEIDENTIFIED]} de-identified, "
-        f"{counts[Outcome.REJECTED]} rejected, {counts[Outcome.FAILED]} failed; "
-        f"audit in {dst / AUDIT_NAME}"
-    )
-    return EXIT_OK if counts[Outcome.DEIDENTIFIED] == total else EXIT_REJECTED
+        summary = runner.run(
+            engine,
+            src,
+            dst,
+            workers=workers,
+            include=args.include or (),
+            exclude=args.exclude or (),
+            quarantine_dir=quarantine,
+            restart=args.restart,
+            on_result=progress.update,
+        )
+    except runner.RunError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        progress.close()
+    resumed = f" ({summary.resumed} from an earlier part of this run)" if summary.resumed else ""
+    say(f"{summary.line()}{resumed}; audit in {dst / runner.AUDIT_NAME}")
+    bad = summary.counts[Outcome.REJECTED] + summary.counts[Outcome.FAILED]
+    return EXIT_OK if bad == 0 else EXIT_REJECTED
+
+
+class _Progress:
+    """A tqdm bar on a terminal (files/s, MB/s, counts); one stderr line per input that was
+    not de-identified, unless quiet."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+        self.bytes = 0
+        if quiet or not sys.stderr.isatty():
+            return
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return
+        self.bar = tqdm(unit="file", dynamic_ncols=True, file=sys.stderr)
+
+    def update(self, record: dict[str, Any], summary: runner.Summary) -> None:
+        outcome = record["outcome"]
+        if outcome != Outcome.DEIDENTIFIED.value and not self.quiet:
+            message = f"{record['input']}: {outcome} {record['reason'] or '-'}: {record['detail']}"
+            if self.bar is not None:
+                self.bar.write(f"deid: {message}", file=sys.stderr)
+            else:
+                say(message)
+        if self.bar is not None:
+            c = summary.counts
+            self.bar.set_postfix_str(
+                f"ok {c[Outcome.DEIDENTIFIED]} rej {c[Outcome.REJECTED]} "
+                f"fail {c[Outcome.FAILED]} skip {c[Outcome.SKIPPED]}",
+                refresh=False,
+            )
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,509 @@
+"""Archive runs: find inputs lazily, de-identify them in worker processes, journal every outcome.
+
+A run reads INPUT (a file, a folder tree, or a DICOMDIR) and writes into OUTPUT:
+
+- ``<study>/<series>/<instance>.dcm``: the de-identified objects, named from their new UIDs
+  (:func:`output_name`). Every output is written under a temporary name in
+  OUTPUT, synced, then renamed into place, so no partial file ever has an output's name.
+- ``audit.jsonl``: the journal. One record per input, appended (and flushed) as soon as the
+  input's output is in place: ``input`` (relative to INPUT), ``output``, ``outcome``, ``reason``,
+  the new UIDs, action counts, the pixel pass, and ``output_sha256``. Never a value.
+- ``quarantine.jsonl``: the rejected and failed inputs (input, outcome, reason, detail),
+  rewritten from the journal when the run ends.
+- ``.deid-run.json``: what the run is (policy, key fingerprint, a keyed hash of INPUT).
+
+**Resume.** Running the same command again after a crash or ``kill -9`` at any moment reads the
+journal, drops a torn last line, removes leftover temporary files and processes only the inputs
+that have no record: every input is accounted for exactly once and the outputs are the bytes an
+uninterrupted run writes (pseudonyms are keyed, so a re-done input gives the same bytes). A run
+with another policy, key or INPUT into the same OUTPUT is refused unless ``restart=True``.
+
+**Order.** Workers run in parallel, but results are taken in input order, so which of two
+inputs sharing a SOP Instance UID is written (the first; the second is DUPLICATE_INSTANCE) does
+not depend on timing.
+
+Inputs that are not DICOM are *skipped* (recorded with reason NOT_DICOM); DICOMDIR files met in
+a folder are skipped too (the files they reference are found by the walk). Given a DICOMDIR as
+INPUT, the run takes the files it references. In every run
+``deidentified + rejected + failed + skipped == inputs``.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import fnmatch
+import hashlib
+import json
+import multiprocessing
+import os
+import pickle
+import re
+import secrets
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deid.audit import AuditRecord
+from deid.codes import Outcome, RejectReason
+from deid.engine import Deidentifier
+from deid.errors import RejectedError
+
+AUDIT_NAME = "audit.jsonl"
+QUARANTINE_NAME = "quarantine.jsonl"
+MANIFEST_NAME = ".deid-run.json"
+TEMP_PREFIX = ".deid-"
+TEMP_SUFFIX = ".tmp"
+_OWN = frozenset({AUDIT_NAME, QUARANTINE_NAME, MANIFEST_NAME})
+_DICOMDIR = "DICOMDIR"
+NO_STUDY = "no-study-uid"
+NO_SERIES = "no-series-uid"
+_UID = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+_MAX_UID = 64
+
+
+class RunError(Exception):
+    """The run cannot start (OUTPUT holds another run, INPUT unusable); names paths only."""
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """One input: its path and its name relative to INPUT (as recorded in the audit)."""
+
+    path: Path
+    relative: str
+    skip_reason: str = ""  # set for inputs recorded as skipped without being read
+
+
+@dataclass
+class Summary:
+    """Counts over every input of the run (earlier, resumed parts included)."""
+
+    counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
+    resumed: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def line(self) -> str:
+        c = self.counts
+        return (
+            f"{self.total} input(s): {c[Outcome.DEIDENTIFIED]} de-identified, "
+            f"{c[Outcome.REJECTED]} rejected, {c[Outcome.FAILED]} failed, "
+            f"{c[Outcome.SKIPPED]} skipped"
+        )
+
+
+# -- output names ---------------------------------------------------------------------------------
+
+
+def _component(uid: str | None, missing: str) -> str | None:
+    """``uid`` as a path component; ``missing`` when absent; None when it is not a UID."""
+    if uid is None or not uid.strip("\x00 "):
+        return missing
+    text = uid.strip("\x00 ")
+    return text if len(text) <= _MAX_UID and _UID.fullmatch(text) else None
+
+
+def output_name(record: AuditRecord) -> Path | None:
+    """``<study>/<series>/<instance>.dcm`` from the new UIDs (never an input name or another
+    header value), or None when one is not a UID (possible only when a policy keeps the
+    original UIDs): such an object is rejected. Missing Study / Series UIDs give
+    ``no-study-uid`` / ``no-series-uid``."""
+    study = _component(record.study_instance_uid, NO_STUDY)
+    series = _component(record.series_instance_uid, NO_SERIES)
+    instance = _component(record.sop_instance_uid, "")
+    if not study or not series or not instance:
+        return None
+    return Path(study) / series / f"{instance}.dcm"
+
+
+# -- discovery ---------------------------------------------------------------------------------
+
+
+def discover(
+    root: Path, include: Iterable[str] = (), exclude: Iterable[str] = ()
+) -> Iterator[Input]:
+    """The inputs under ``root`` in a stable order, found lazily (one folder listed at a time).
+
+    ``include`` / ``exclude``: glob patterns on the relative name (``*`` crosses folders); a
+    file is an input when it matches some include pattern (or none are given) and no exclude
+    pattern. Folder links are not followed; FIFOs, sockets and devices are not inputs.
+    """
+    include, exclude = tuple(include), tuple(exclude)
+    if root.is_file() and root.name.upper() == _DICOMDIR:
+        yield from _dicomdir_inputs(root, include, exclude)
+        return
+    if not root.is_dir():
+        yield Input(root, root.name)
+        return
+    for path in _walk(root):
+        relative = path.relative_to(root).as_posix()
+        if not _wanted(relative, include, exclude):
+            continue
+        if path.name.upper() == _DICOMDIR:
+            yield Input(path, relative, "a media directory: the files it lists are inputs")
+        else:
+            yield Input(path, relative)
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                yield from _walk(Path(entry.path))
+            elif entry.is_file():
+                yield Path(entry.path)
+        except OSError:
+            continue
+
+
+def _wanted(relative: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
+    if include and not any(fnmatch.fnmatchcase(relative, p) for p in include):
+        return False
+    return not any(fnmatch.fnmatchcase(relative, p) for p in exclude)
+
+
+def _dicomdir_inputs(
+    path: Path, include: tuple[str, ...], exclude: tuple[str, ...]
+) -> Iterator[Input]:
+    """The files a DICOMDIR references, relative to its folder, in record order, once each."""
+    from pydicom import dcmread
+
+    try:
+        directory = dcmread(path, force=True)
+        records = list(directory.get("DirectoryRecordSequence") or [])
+    except Exception:
+        raise RunError(f"{path}: not a readable DICOMDIR") from None
+    base = path.parent.resolve()
+    seen: set[str] = set()
+    for record in records:
+        parts = record.get("ReferencedFileID")
+        if not parts:
+            continue
+        parts = [parts] if isinstance(parts, str) else [str(p) for p in parts]
+        target = base.joinpath(*parts)
+        try:
+            inside = target.resolve().is_relative_to(base)
+        except OSError:
+            inside = False
+        relative = "/".join(parts)
+        if not inside or relative in seen or not _wanted(relative, include, exclude):
+            continue  # a reference out of the media folder is not followed
+        seen.add(relative)
+        yield Input(target, relative)
+
+
+# -- one input, in a worker ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """What a worker did with one input; the output waits under ``temp`` for the parent."""
+
+    relative: str
+    source: str
+    record: AuditRecord
+    temp: str | None = None
+    name: str | None = None
+    digest: str | None = None
+
+
+#: In a worker process: its one Deidentifier, built once from the parent's pickled engine.
+_WORKER: dict[str, Deidentifier] = {}
+
+
+def _init_worker(state: bytes) -> None:
+    _WORKER["engine"] = pickle.loads(state)
+
+
+def _work_in_worker(job: tuple[Input, str]) -> Done:
+    return process_one(_WORKER["engine"], job[0], Path(job[1]))
+
+
+def process_one(engine: Deidentifier, item: Input, dst: Path) -> Done:
+    """De-identify one input; the output goes to a synced temporary file in ``dst``."""
+
+    def ended(outcome: Outcome, reason: RejectReason | None, detail: str) -> Done:
+        return Done(item.relative, str(item.path), _record(engine, outcome, reason, detail))
+
+    if item.skip_reason:  # a DICOMDIR met in a folder
+        return ended(Outcome.SKIPPED, RejectReason.UNSUPPORTED_SOP_CLASS, item.skip_reason)
+    try:
+        data = item.path.read_bytes()
+    except OSError as exc:
+        return ended(Outcome.FAILED, RejectReason.NOT_DICOM, f"cannot read input ({_name(exc)})")
+    try:
+        result = engine.deidentify_bytes(data)
+    except RejectedError as exc:
+        skipped = exc.reason is RejectReason.NOT_DICOM
+        return ended(Outcome.SKIPPED if skipped else Outcome.REJECTED, exc.reason, exc.detail)
+    except Exception as exc:  # a bug below us: the object is not released, the run goes on
+        return ended(
+            Outcome.FAILED, RejectReason.INVALID_DATASET, f"unexpected error ({_name(exc)})"
+        )
+    name = output_name(result.audit)
+    if name is None:
+        detail = "a new Study, Series or SOP Instance UID is not a valid UID: no file name"
+        return ended(Outcome.REJECTED, RejectReason.MISSING_UID, detail)
+    temp = dst / f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(result.data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        return ended(
+            Outcome.FAILED, RejectReason.WRITE_FAILED, f"cannot write output ({_name(exc)})"
+        )
+    digest = hashlib.sha256(result.data).hexdigest()
+    return Done(item.relative, str(item.path), result.audit, str(temp), name.as_posix(), digest)
+
+
+def _name(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+def _record(
+    engine: Deidentifier, outcome: Outcome, reason: RejectReason | None, detail: str
+) -> AuditRecord:
+    return AuditRecord(
+        outcome,
+        reason,
+        detail,
+        policy=engine.policy.name,
+        key_fingerprint=engine.pseudonymizer.fingerprint,
+    )
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Journal:
+    """``audit.jsonl`` opened for appending; what earlier parts of the run recorded."""
+
+    dst: Path
+    done: set[str] = field(default_factory=set)
+    written: dict[str, str] = field(default_factory=dict)  # instance file name -> sha256
+    summary: Summary = field(default_factory=Summary)
+
+    def load(self) -> None:
+        path = self.dst / AUDIT_NAME
+        if not path.exists():
+            path.write_bytes(b"")
+            return
+        data = path.read_bytes()
+        keep = data[: data.rfind(b"\n") + 1]  # a line cut by a crash is dropped
+        if len(keep) != len(data):
+            with open(path, "r+b") as handle:
+                handle.truncate(len(keep))
+        for line in keep.decode("utf-8").splitlines():
+            record = json.loads(line)
+            self._count(record)
+            self.summary.resumed += 1
+
+    def _count(self, record: dict[str, Any]) -> None:
+        self.done.add(str(record["input"]))
+        self.summary.counts[Outcome(record["outcome"])] += 1
+        if record.get("output") and record.get("output_sha256"):
+            self.written[Path(record["output"]).name] = str(record["output_sha256"])
+
+    def append(self, handle: Any, record: dict[str, Any]) -> None:
+        handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+        handle.flush()
+        self._count(record)
+
+
+def run(
+    engine: Deidentifier,
+    src: Path,
+    dst: Path,
+    *,
+    workers: int = 1,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    quarantine_dir: Path | None = None,
+    restart: bool = False,
+    on_result: Callable[[dict[str, Any], Summary], None] | None = None,
+) -> Summary:
+    """De-identify everything under ``src`` into ``dst`` (see the module); resumable.
+
+    ``workers``: processes (1: in this process). ``on_result`` is called in input order with
+    each new audit record (progress, messages). Returns the counts over the whole run.
+    """
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    dst.mkdir(parents=True, exist_ok=True)
+    _check_manifest(engine, src, dst, restart)
+    _remove_temporaries(dst)
+    journal = _Journal(dst)
+    journal.load()
+    todo = (item for item in discover(src, include, exclude) if item.relative not in journal.done)
+    with open(dst / AUDIT_NAME, "a", encoding="utf-8") as handle:
+        for done in _results(engine, todo, dst, workers):
+            record = _settle(done, dst, journal, quarantine_dir)
+            journal.append(handle, record)
+            if on_result is not None:
+                on_result(record, journal.summary)
+        handle.flush()
+        os.fsync(handle.fileno())
+    _write_quarantine(dst)
+    return journal.summary
+
+
+def _results(
+    engine: Deidentifier, items: Iterator[Input], dst: Path, workers: int
+) -> Iterator[Done]:
+    """Each input's :class:`Done`, in input order; at most ``2 * workers`` in flight."""
+    if workers == 1:
+        for item in items:
+            yield process_one(engine, item, dst)
+        return
+    context = multiprocessing.get_context("spawn")  # no fork of threads (OCR runtimes)
+    state = pickle.dumps(engine)
+    pending: collections.deque[tuple[Input, cf.Future[Done]]] = collections.deque()
+    pool = cf.ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(state,))
+    try:
+        for item in items:
+            pending.append((item, pool.submit(_work_in_worker, (item, str(dst)))))
+            while len(pending) >= 2 * workers:
+                yield _take(engine, pending.popleft())
+        while pending:
+            yield _take(engine, pending.popleft())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _take(engine: Deidentifier, entry: tuple[Input, cf.Future[Done]]) -> Done:
+    item, future = entry
+    try:
+        return future.result()
+    except Exception as exc:  # the worker died (a crash in a decoder): this input fails
+        detail = f"worker process failed ({type(exc).__name__})"
+        record = _record(engine, Outcome.FAILED, RejectReason.INVALID_DATASET, detail)
+        return Done(item.relative, str(item.path), record)
+
+
+def _settle(
+    done: Done, dst: Path, journal: _Journal, quarantine_dir: Path | None
+) -> dict[str, Any]:
+    """Put the output in place (or refuse a duplicate) and build the journal record."""
+    record, output, digest = done.record, None, None
+    if done.temp is not None and done.name is not None:
+        temp = Path(done.temp)
+        name = Path(done.name)
+        earlier = journal.written.get(name.name)
+        if earlier is not None and earlier != done.digest:
+            temp.unlink(missing_ok=True)
+            record = _duplicate(record)
+        else:
+            try:
+                _move_into_place(temp, dst / name)
+                output, digest = name.as_posix(), done.digest
+            except OSError as exc:
+                temp.unlink(missing_ok=True)
+                record = AuditRecord(
+                    Outcome.FAILED,
+                    RejectReason.WRITE_FAILED,
+                    f"cannot write output ({type(exc).__name__})",
+                    policy=record.policy,
+                    key_fingerprint=record.key_fingerprint,
+                )
+    if quarantine_dir is not None and record.outcome in (Outcome.REJECTED, Outcome.FAILED):
+        _copy_to_quarantine(Path(done.source), done.relative, quarantine_dir)
+    return record.to_dict(input=done.relative, output=output) | {"output_sha256": digest}
+
+
+def _move_into_place(temp: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(temp, target)
+
+
+def _duplicate(record: AuditRecord) -> AuditRecord:
+    return AuditRecord(
+        Outcome.REJECTED,
+        RejectReason.DUPLICATE_INSTANCE,
+        "another input of this run has the same SOP Instance UID",
+        sop_class_uid=record.sop_class_uid,
+        policy=record.policy,
+        key_fingerprint=record.key_fingerprint,
+    )
+
+
+def _copy_to_quarantine(origin: Path, relative: str, quarantine: Path) -> None:
+    target = quarantine / relative
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(origin, target)
+    except OSError:
+        pass  # the quarantine record still names the input
+
+
+def _write_quarantine(dst: Path) -> None:
+    lines = []
+    for line in (dst / AUDIT_NAME).read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record["outcome"] in (Outcome.REJECTED.value, Outcome.FAILED.value):
+            kept = {k: record[k] for k in ("input", "outcome", "reason", "detail")}
+            lines.append(json.dumps(kept, separators=(",", ":")) + "\n")
+    temp = dst / f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
+    temp.write_text("".join(lines), encoding="utf-8")
+    os.replace(temp, dst / QUARANTINE_NAME)
+
+
+def _remove_temporaries(dst: Path) -> None:
+    """Temporary outputs of a run that was killed (never renamed, so never recorded)."""
+    for folder, _, names in os.walk(dst):
+        for name in names:
+            if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
+                Path(folder, name).unlink(missing_ok=True)
+
+
+def _manifest(engine: Deidentifier, src: Path) -> dict[str, Any]:
+    where = engine.pseudonymizer.token("run-input", str(src.resolve()), 32)
+    policy = json.dumps(engine.policy.describe(), sort_keys=True).encode("utf-8")
+    return {
+        "format": 1,
+        "policy": engine.policy.name,
+        "policy_sha256": hashlib.sha256(policy).hexdigest(),
+        "key_fingerprint": engine.pseudonymizer.fingerprint,
+        "input": where,
+    }
+
+
+def _check_manifest(engine: Deidentifier, src: Path, dst: Path, restart: bool) -> None:
+    path = dst / MANIFEST_NAME
+    wanted = _manifest(engine, src)
+    if path.exists() and not restart:
+        try:
+            found = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            found = None
+        if found != wanted:
+            raise RunError(
+                f"{dst}: holds a run with another policy, key or input; "
+                "use another output folder or restart"
+            )
+        return
+    if restart:
+        (dst / AUDIT_NAME).unlink(missing_ok=True)
+        (dst / QUARANTINE_NAME).unlink(missing_ok=True)
+    elif (dst / AUDIT_NAME).exists():
+        raise RunError(f"{dst}: holds an audit without a run manifest; restart to start over")
+    temp = dst / f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
+    temp.write_text(json.dumps(wanted, indent=1) + "\n", encoding="utf-8")
+    os.replace(temp, path)
+
+
+def is_own_file(relative: str) -> bool:
+    """Whether a file name in OUTPUT is one of the run's own files (not an output)."""
+    return relative in _OWN
