@@ -241,3 +241,26 @@ def test_kill_9_at_any_moment_then_rerun_accounts_for_every_input_once(tmp_path:
     inputs = [str(r["input"]) for r in records]
     assert len(inputs) == len(set(inputs)) == 41  # 40 objects and the README, once each
     assert tree(out) == tree(reference)  # same outputs, same audit, no partial or temp file
+
+
+def test_the_progress_bar_shows_rates_and_counts_on_a_terminal(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("tqdm")
+    from deid.cli.main import main
+
+    src = archive(tmp_path / "in", 3)
+    key = write_key_file(tmp_path / "site.key", KEY)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code = main(["run", str(src), str(tmp_path / "out"), "--key-file", str(key)])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "file/s" in err and "MB/s" in err
+    assert "ok 3 rej 0 fail 0 skip 1" in err
+    assert err.rstrip().endswith("3 de-identified, 0 rejected, 0 failed, 1 skipped; audit in "
+                                 f"{tmp_path / 'out' / 'audit.jsonl'}")  # fmt: skip
+    quiet = main(["run", str(src), str(tmp_path / "q"), "--key-file", str(key), "--quiet"])
+    err = capsys.readouterr().err
+    assert quiet == 0
+    assert "file/s" not in err and "README.txt" not in err
+    assert err.count("\n") == 1  # only the summary

@@ -83,6 +83,7 @@ class Summary:
 
     counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
     resumed: int = 0
+    bytes_in: int = 0  # bytes read by this invocation (not the resumed part)
 
     @property
     def total(self) -> int:
@@ -214,6 +215,7 @@ class Done:
     temp: str | None = None
     name: str | None = None
     digest: str | None = None
+    size: int = 0
 
 
 #: In a worker process: its one Deidentifier, built once from the parent's pickled engine.
@@ -265,7 +267,8 @@ def process_one(engine: Deidentifier, item: Input, dst: Path) -> Done:
             Outcome.FAILED, RejectReason.WRITE_FAILED, f"cannot write output ({_name(exc)})"
         )
     digest = hashlib.sha256(result.data).hexdigest()
-    return Done(item.relative, str(item.path), result.audit, str(temp), name.as_posix(), digest)
+    path = str(item.path)
+    return Done(item.relative, path, result.audit, str(temp), name.as_posix(), digest, len(data))
 
 
 def _name(exc: BaseException) -> str:
@@ -352,6 +355,7 @@ def run(
         for done in _results(engine, todo, dst, workers):
             record = _settle(done, dst, journal, quarantine_dir)
             journal.append(handle, record)
+            journal.summary.bytes_in += done.size
             if on_result is not None:
                 on_result(record, journal.summary)
         handle.flush()

@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +106,7 @@ def handle(args: argparse.Namespace) -> int:
         if q_real == d_real or d_real in q_real.parents:
             raise UsageError(f"{quarantine}: the quarantine folder must not be inside OUTPUT")
     progress = _Progress(quiet=args.quiet)
+    progress.count_in_background(src, args.include or (), args.exclude or ())
     try:
         summary = runner.run(
             engine,
@@ -127,13 +130,14 @@ def handle(args: argparse.Namespace) -> int:
 
 
 class _Progress:
-    """A tqdm bar on a terminal (files/s, MB/s, counts); one stderr line per input that was
-    not de-identified, unless quiet."""
+    """A tqdm bar on a terminal (files/s, MB/s, ETA once the inputs are counted, counts); one
+    stderr line per input that was not de-identified, unless quiet."""
 
     def __init__(self, *, quiet: bool) -> None:
         self.quiet = quiet
         self.bar: Any = None
-        self.bytes = 0
+        self.inputs: int | None = None
+        self.started = time.monotonic()
         if quiet or not sys.stderr.isatty():
             return
         try:
@@ -141,6 +145,16 @@ class _Progress:
         except ImportError:
             return
         self.bar = tqdm(unit="file", dynamic_ncols=True, file=sys.stderr)
+
+    def count_in_background(self, src: Path, include: Any, exclude: Any) -> None:
+        """Count the inputs in a second, lazy walk (for the ETA) without holding them."""
+        if self.bar is None:
+            return
+
+        def count() -> None:
+            self.inputs = sum(1 for _ in runner.discover(src, include, exclude))
+
+        threading.Thread(target=count, name="deid-count", daemon=True).start()
 
     def update(self, record: dict[str, Any], summary: runner.Summary) -> None:
         outcome = record["outcome"]
@@ -151,9 +165,12 @@ class _Progress:
             else:
                 say(message)
         if self.bar is not None:
+            if self.inputs is not None and self.bar.total is None:
+                self.bar.total = max(self.inputs - summary.resumed, 0)
             c = summary.counts
+            rate = summary.bytes_in / 1e6 / max(time.monotonic() - self.started, 1e-9)
             self.bar.set_postfix_str(
-                f"ok {c[Outcome.DEIDENTIFIED]} rej {c[Outcome.REJECTED]} "
+                f"{rate:.1f} MB/s ok {c[Outcome.DEIDENTIFIED]} rej {c[Outcome.REJECTED]} "
                 f"fail {c[Outcome.FAILED]} skip {c[Outcome.SKIPPED]}",
                 refresh=False,
             )
