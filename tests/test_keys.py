@@ -218,3 +218,16 @@ def test_unreadable_key_file_is_a_policy_error(tmp_path: Path, kind: str) -> Non
     with pytest.raises(PolicyError) as caught:
         Pseudonymizer.from_file(path)
     assert str(caught.value).startswith(f"{path}: cannot read key file (")
+
+
+def test_derived_keys_differ_by_purpose_and_by_key() -> None:
+    from deid import Pseudonymizer
+
+    one, two = Pseudonymizer(bytes(range(32))), Pseudonymizer(bytes(range(1, 33)))
+    a = one.derive_key("crosswalk-encryption")
+    assert len(a) == 32
+    assert a == Pseudonymizer(bytes(range(32))).derive_key("crosswalk-encryption")
+    assert a != one.derive_key("crosswalk-lookup")
+    assert a != two.derive_key("crosswalk-encryption")
+    with pytest.raises(ValueError, match="purpose"):
+        one.derive_key("")

@@ -80,6 +80,13 @@ class Pseudonymizer:
         message = domain.encode("ascii") + b"\x00" + value.encode("utf-8", "surrogateescape")
         return hmac.new(self._key, message, hashlib.sha256).digest()
 
+    def derive_key(self, purpose: str) -> bytes:
+        """A 256-bit key for one purpose (``crosswalk-encryption``, ...), derived from this key
+        (HMAC-SHA256 with a purpose label: keys for different purposes are unrelated)."""
+        if not purpose or not purpose.isascii():
+            raise ValueError("a purpose is a non-empty ASCII label")
+        return self._mac("derived-key", purpose)
+
     def uid(self, uid: str) -> str:
         """``2.25.<decimal of 128 bits of HMAC(uid)>`` (PS3.5 B.2, at most 44 characters)."""
         digest = self._mac("uid", uid.strip().rstrip("\x00"))

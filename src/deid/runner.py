@@ -41,15 +41,19 @@ import pickle
 import re
 import secrets
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deid.audit import AuditRecord
 from deid.codes import Outcome, RejectReason
 from deid.engine import Deidentifier
-from deid.errors import RejectedError
+from deid.errors import MissingDependencyError, RejectedError
+
+if TYPE_CHECKING:
+    from deid.crosswalk import CrosswalkStore, Pair
 
 AUDIT_NAME = "audit.jsonl"
 QUARANTINE_NAME = "quarantine.jsonl"
@@ -216,6 +220,7 @@ class Done:
     name: str | None = None
     digest: str | None = None
     size: int = 0
+    pairs: tuple[Pair, ...] = ()  # crosswalk pairs (original identifiers: never logged)
 
 
 #: In a worker process: its one Deidentifier, built once from the parent's pickled engine.
@@ -226,12 +231,14 @@ def _init_worker(state: bytes) -> None:
     _WORKER["engine"] = pickle.loads(state)
 
 
-def _work_in_worker(job: tuple[Input, str]) -> Done:
-    return process_one(_WORKER["engine"], job[0], Path(job[1]))
+def _work_in_worker(job: tuple[Input, str, bool]) -> Done:
+    return process_one(_WORKER["engine"], job[0], Path(job[1]), crosswalk=job[2])
 
 
-def process_one(engine: Deidentifier, item: Input, dst: Path) -> Done:
-    """De-identify one input; the output goes to a synced temporary file in ``dst``."""
+def process_one(engine: Deidentifier, item: Input, dst: Path, *, crosswalk: bool = False) -> Done:
+    """De-identify one input; the output goes to a synced temporary file in ``dst``.
+
+    ``crosswalk``: also return the (kind, original, pseudonym) pairs of the object."""
 
     def ended(outcome: Outcome, reason: RejectReason | None, detail: str) -> Done:
         return Done(item.relative, str(item.path), _record(engine, outcome, reason, detail))
@@ -267,8 +274,18 @@ def process_one(engine: Deidentifier, item: Input, dst: Path) -> Done:
             Outcome.FAILED, RejectReason.WRITE_FAILED, f"cannot write output ({_name(exc)})"
         )
     digest = hashlib.sha256(result.data).hexdigest()
+    pairs = tuple(_pairs(engine, data, result.dataset)) if crosswalk else ()
     path = str(item.path)
-    return Done(item.relative, path, result.audit, str(temp), name.as_posix(), digest, len(data))
+    return Done(
+        item.relative, path, result.audit, str(temp), name.as_posix(), digest, len(data), pairs
+    )
+
+
+def _pairs(engine: Deidentifier, data: bytes, output: Any) -> list[Pair]:
+    from deid.crosswalk import pairs_of
+    from deid.engine import read_dataset
+
+    return pairs_of(read_dataset(data), output, engine.pseudonymizer)
 
 
 def _name(exc: BaseException) -> str:
@@ -335,42 +352,69 @@ def run(
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
     quarantine_dir: Path | None = None,
+    crosswalk_dir: Path | None = None,
     restart: bool = False,
     on_result: Callable[[dict[str, Any], Summary], None] | None = None,
 ) -> Summary:
     """De-identify everything under ``src`` into ``dst`` (see the module); resumable.
 
-    ``workers``: processes (1: in this process). ``on_result`` is called in input order with
-    each new audit record (progress, messages). Returns the counts over the whole run.
+    ``workers``: processes (1: in this process). ``crosswalk_dir``: keep the encrypted
+    crosswalk and write the mapping files there (:mod:`deid.crosswalk`). ``on_result`` is
+    called in input order with each new audit record (progress, messages). Returns the counts
+    over the whole run.
     """
     if workers < 1:
         raise ValueError("workers must be at least 1")
-    dst.mkdir(parents=True, exist_ok=True)
-    _check_manifest(engine, src, dst, restart)
-    _remove_temporaries(dst)
-    journal = _Journal(dst)
-    journal.load()
-    todo = (item for item in discover(src, include, exclude) if item.relative not in journal.done)
-    with open(dst / AUDIT_NAME, "a", encoding="utf-8") as handle:
-        for done in _results(engine, todo, dst, workers):
-            record = _settle(done, dst, journal, quarantine_dir)
-            journal.append(handle, record)
-            journal.summary.bytes_in += done.size
-            if on_result is not None:
-                on_result(record, journal.summary)
-        handle.flush()
-        os.fsync(handle.fileno())
-    _write_quarantine(dst)
+    store = _open_store(crosswalk_dir, engine)
+    try:
+        dst.mkdir(parents=True, exist_ok=True)
+        _check_manifest(engine, src, dst, restart)
+        _remove_temporaries(dst)
+        journal = _Journal(dst)
+        journal.load()
+        todo = (i for i in discover(src, include, exclude) if i.relative not in journal.done)
+        with open(dst / AUDIT_NAME, "a", encoding="utf-8") as handle:
+            for done in _results(engine, todo, dst, workers, store is not None):
+                record = _settle(done, dst, journal, quarantine_dir)
+                if store is not None and record["outcome"] == Outcome.DEIDENTIFIED.value:
+                    store.add(done.pairs)  # before the journal: a resume never loses a pair
+                journal.append(handle, record)
+                journal.summary.bytes_in += done.size
+                if on_result is not None:
+                    on_result(record, journal.summary)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _write_quarantine(dst)
+        if store is not None:
+            from deid.crosswalk import write_mapping_files
+
+            write_mapping_files(store)
+    finally:
+        if store is not None:
+            store.close()
     return journal.summary
 
 
+def _open_store(folder: Path | None, engine: Deidentifier) -> CrosswalkStore | None:
+    if folder is None:
+        return None
+    from deid.crosswalk import CrosswalkStore
+
+    try:
+        return CrosswalkStore(folder, engine.pseudonymizer)
+    except MissingDependencyError as exc:
+        raise RunError(f"{exc}") from None
+    except (OSError, ValueError, sqlite3.Error) as exc:
+        raise RunError(f"{folder}: cannot open the crosswalk ({exc})") from None
+
+
 def _results(
-    engine: Deidentifier, items: Iterator[Input], dst: Path, workers: int
+    engine: Deidentifier, items: Iterator[Input], dst: Path, workers: int, crosswalk: bool
 ) -> Iterator[Done]:
     """Each input's :class:`Done`, in input order; at most ``2 * workers`` in flight."""
     if workers == 1:
         for item in items:
-            yield process_one(engine, item, dst)
+            yield process_one(engine, item, dst, crosswalk=crosswalk)
         return
     context = multiprocessing.get_context("spawn")  # no fork of threads (OCR runtimes)
     state = pickle.dumps(engine)
@@ -378,7 +422,7 @@ def _results(
     pool = cf.ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(state,))
     try:
         for item in items:
-            pending.append((item, pool.submit(_work_in_worker, (item, str(dst)))))
+            pending.append((item, pool.submit(_work_in_worker, (item, str(dst), crosswalk))))
             while len(pending) >= 2 * workers:
                 yield _take(engine, pending.popleft())
         while pending:

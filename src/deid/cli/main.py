@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from deid._version import __dicom_edition__, __version__
-from deid.cli import explain, keygen, policies, run
+from deid.cli import explain, keygen, policies, reidentify, run
 from deid.cli._common import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERNAL,
@@ -21,7 +21,7 @@ from deid.cli._common import (
 )
 from deid.errors import DeidError
 
-_COMMANDS = (run, explain, keygen, policies)
+_COMMANDS = (run, explain, reidentify, keygen, policies)
 
 
 class _Parser(argparse.ArgumentParser):

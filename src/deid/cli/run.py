@@ -7,8 +7,9 @@ after a crash or ``kill -9`` finishes the inputs that have no record yet.
 Options: ``--workers N`` (default: ``$DEID_WORKERS``, else the CPU count), ``--include`` /
 ``--exclude GLOB`` (repeatable; on the name relative to INPUT), ``--quarantine-dir DIR`` (copies
 of the rejected and failed inputs, for review: they still hold identifiers, so DIR must not be
-inside OUTPUT), ``--restart`` (forget an earlier run in OUTPUT), ``--quiet``. A progress bar
-(tqdm, when installed) shows on a terminal.
+inside OUTPUT), ``--crosswalk DIR`` (the encrypted crosswalk and the MIDI-B mapping files, see
+:mod:`deid.crosswalk`; not inside OUTPUT either), ``--restart`` (forget an earlier run in
+OUTPUT), ``--quiet``. A progress bar (tqdm, when installed) shows on a terminal.
 
 The key comes from ``--key-file``, else ``--ephemeral-key`` (a random key, announced on
 stderr), else ``$DEID_KEY_FILE``; with none of them the run is refused (exit 2). Exit 0 when
@@ -45,6 +46,9 @@ def add_subparser(sub: Any) -> None:
     parser.add_argument("--include", action="append", metavar="GLOB", help="only these inputs")
     parser.add_argument("--exclude", action="append", metavar="GLOB", help="not these inputs")
     parser.add_argument("--quarantine-dir", help="copy rejected and failed inputs here")
+    parser.add_argument(
+        "--crosswalk", metavar="DIR", help="keep the encrypted crosswalk and MIDI-B mappings here"
+    )
     parser.add_argument("--restart", action="store_true", help="forget an earlier run in OUTPUT")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no per-input lines")
     keys = parser.add_mutually_exclusive_group()
@@ -79,6 +83,17 @@ def _prepare_output(src: Path, dst: Path) -> None:
         raise UsageError(f"{dst}: cannot create the output folder ({type(exc).__name__})") from None
 
 
+def _outside(value: str | None, dst: Path, what: str) -> Path | None:
+    """A folder for files that hold identifiers: never inside OUTPUT."""
+    if not value:
+        return None
+    folder = Path(value)
+    real, d_real = folder.resolve(), dst.resolve()
+    if real == d_real or d_real in real.parents:
+        raise UsageError(f"{folder}: the {what} folder must not be inside OUTPUT")
+    return folder
+
+
 def _workers(value: str | None) -> int:
     text = value if value is not None else os.environ.get(WORKERS_ENV) or str(os.cpu_count() or 1)
     try:
@@ -100,11 +115,8 @@ def handle(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy)
     engine = Deidentifier(policy, resolve_key(args))
     _prepare_output(src, dst)
-    quarantine = Path(args.quarantine_dir) if args.quarantine_dir else None
-    if quarantine is not None:
-        q_real, d_real = quarantine.resolve(), dst.resolve()
-        if q_real == d_real or d_real in q_real.parents:
-            raise UsageError(f"{quarantine}: the quarantine folder must not be inside OUTPUT")
+    quarantine = _outside(args.quarantine_dir, dst, "quarantine")
+    crosswalk = _outside(args.crosswalk, dst, "crosswalk")
     progress = _Progress(quiet=args.quiet)
     progress.count_in_background(src, args.include or (), args.exclude or ())
     try:
@@ -116,6 +128,7 @@ def handle(args: argparse.Namespace) -> int:
             include=args.include or (),
             exclude=args.exclude or (),
             quarantine_dir=quarantine,
+            crosswalk_dir=crosswalk,
             restart=args.restart,
             on_result=progress.update,
         )
