@@ -235,6 +235,15 @@ def _work_in_worker(job: tuple[Input, str, bool]) -> Done:
     return process_one(_WORKER["engine"], job[0], Path(job[1]), crosswalk=job[2])
 
 
+def _work_on_cluster(state: bytes, item: Input, dst: str, crosswalk: bool) -> Done:
+    """A Dask task: the engine is unpickled once per worker process (cached by digest)."""
+    digest = hashlib.sha256(state).hexdigest()
+    engine = _WORKER.get(digest)
+    if engine is None:
+        engine = _WORKER[digest] = pickle.loads(state)
+    return process_one(engine, item, Path(dst), crosswalk=crosswalk)
+
+
 def process_one(engine: Deidentifier, item: Input, dst: Path, *, crosswalk: bool = False) -> Done:
     """De-identify one input; the output goes to a synced temporary file in ``dst``.
 
@@ -355,11 +364,16 @@ def run(
     crosswalk_dir: Path | None = None,
     restart: bool = False,
     on_result: Callable[[dict[str, Any], Summary], None] | None = None,
+    client: Any = None,
 ) -> Summary:
     """De-identify everything under ``src`` into ``dst`` (see the module); resumable.
 
-    ``workers``: processes (1: in this process). ``crosswalk_dir``: keep the encrypted
-    crosswalk and write the mapping files there (:mod:`deid.crosswalk`). ``on_result`` is
+    ``workers``: processes (1: in this process). ``client``: a ``distributed.Client``; the
+    inputs are then de-identified on its Dask cluster (``workers`` is then how many tasks per
+    cluster worker are kept in flight); INPUT and OUTPUT must be on storage every worker sees
+    at the same paths. The outputs are byte-identical to a local run. ``crosswalk_dir``: keep
+    the encrypted crosswalk and write the mapping files there (:mod:`deid.crosswalk`).
+    ``on_result`` is
     called in input order with each new audit record (progress, messages). Returns the counts
     over the whole run.
     """
@@ -374,7 +388,12 @@ def run(
         journal.load()
         todo = (i for i in discover(src, include, exclude) if i.relative not in journal.done)
         with open(dst / AUDIT_NAME, "a", encoding="utf-8") as handle:
-            for done in _results(engine, todo, dst, workers, store is not None):
+            results = (
+                _cluster_results(client, engine, todo, dst, workers, store is not None)
+                if client is not None
+                else _results(engine, todo, dst, workers, store is not None)
+            )
+            for done in results:
                 record = _settle(done, dst, journal, quarantine_dir)
                 if store is not None and record["outcome"] == Outcome.DEIDENTIFIED.value:
                     store.add(done.pairs)  # before the journal: a resume never loses a pair
@@ -431,10 +450,39 @@ def _results(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _take(engine: Deidentifier, entry: tuple[Input, cf.Future[Done]]) -> Done:
+def _cluster_results(
+    client: Any,
+    engine: Deidentifier,
+    items: Iterator[Input],
+    dst: Path,
+    per_worker: int,
+    crosswalk: bool,
+) -> Iterator[Done]:
+    """As :func:`_results`, on a Dask cluster: the pickled engine is sent to every worker once
+    (scattered), tasks are submitted in input order and taken in input order."""
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    window = 2 * workers * max(1, per_worker)
+    state = client.scatter(pickle.dumps(engine), broadcast=True, hash=False)
+    pending: collections.deque[tuple[Input, Any]] = collections.deque()
+    try:
+        for item in items:
+            future = client.submit(_work_on_cluster, state, item, str(dst), crosswalk, pure=False)
+            pending.append((item, future))
+            while len(pending) >= window:
+                yield _take(engine, pending.popleft())
+        while pending:
+            yield _take(engine, pending.popleft())
+    finally:
+        for _, future in pending:
+            future.cancel()
+        state.release()
+
+
+def _take(engine: Deidentifier, entry: tuple[Input, Any]) -> Done:
     item, future = entry
     try:
-        return future.result()
+        done: Done = future.result()
+        return done
     except Exception as exc:  # the worker died (a crash in a decoder): this input fails
         detail = f"worker process failed ({type(exc).__name__})"
         record = _record(engine, Outcome.FAILED, RejectReason.INVALID_DATASET, detail)

@@ -9,7 +9,9 @@ Options: ``--workers N`` (default: ``$DEID_WORKERS``, else the CPU count), ``--i
 of the rejected and failed inputs, for review: they still hold identifiers, so DIR must not be
 inside OUTPUT), ``--crosswalk DIR`` (the encrypted crosswalk and the MIDI-B mapping files, see
 :mod:`deid.crosswalk`; not inside OUTPUT either), ``--restart`` (forget an earlier run in
-OUTPUT), ``--quiet``. A progress bar (tqdm, when installed) shows on a terminal.
+OUTPUT), ``--quiet``, ``--executor dask --scheduler tcp://HOST:PORT`` (the inputs spread over
+a Dask cluster; INPUT and OUTPUT on storage every worker sees at the same paths; outputs
+byte-identical to a local run). A progress bar (tqdm, when installed) shows on a terminal.
 
 The key comes from ``--key-file``, else ``--ephemeral-key`` (a random key, announced on
 stderr), else ``$DEID_KEY_FILE``; with none of them the run is refused (exit 2). Exit 0 when
@@ -30,6 +32,7 @@ from deid import runner
 from deid.cli._common import EXIT_OK, EXIT_REJECTED, UsageError, say
 from deid.codes import Outcome
 from deid.engine import Deidentifier
+from deid.errors import MissingDependencyError
 from deid.keys import Pseudonymizer
 from deid.policy import load_policy
 
@@ -49,6 +52,10 @@ def add_subparser(sub: Any) -> None:
     parser.add_argument(
         "--crosswalk", metavar="DIR", help="keep the encrypted crosswalk and MIDI-B mappings here"
     )
+    parser.add_argument(
+        "--executor", choices=("local", "dask"), default="local", help="where to work (local)"
+    )
+    parser.add_argument("--scheduler", help="the Dask scheduler address (tcp://HOST:PORT)")
     parser.add_argument("--restart", action="store_true", help="forget an earlier run in OUTPUT")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no per-input lines")
     keys = parser.add_mutually_exclusive_group()
@@ -81,6 +88,24 @@ def _prepare_output(src: Path, dst: Path) -> None:
         dst.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{dst}: cannot create the output folder ({type(exc).__name__})") from None
+
+
+def _dask_client(executor: str, scheduler: str | None) -> Any:
+    """A ``distributed.Client`` for ``--executor dask`` (None for local work)."""
+    if executor != "dask":
+        if scheduler:
+            raise UsageError("--scheduler needs --executor dask")
+        return None
+    if not scheduler:
+        raise UsageError("--executor dask needs --scheduler tcp://HOST:PORT")
+    try:
+        from distributed import Client
+    except ImportError:
+        raise MissingDependencyError("--executor dask", "dask") from None
+    try:
+        return Client(scheduler, timeout=30)  # type: ignore[no-untyped-call]
+    except (OSError, TimeoutError) as exc:
+        raise UsageError(f"cannot reach the Dask scheduler ({type(exc).__name__})") from None
 
 
 def _outside(value: str | None, dst: Path, what: str) -> Path | None:
@@ -117,6 +142,7 @@ def handle(args: argparse.Namespace) -> int:
     _prepare_output(src, dst)
     quarantine = _outside(args.quarantine_dir, dst, "quarantine")
     crosswalk = _outside(args.crosswalk, dst, "crosswalk")
+    client = _dask_client(args.executor, args.scheduler)
     progress = _Progress(quiet=args.quiet)
     progress.count_in_background(src, args.include or (), args.exclude or ())
     try:
@@ -131,11 +157,14 @@ def handle(args: argparse.Namespace) -> int:
             crosswalk_dir=crosswalk,
             restart=args.restart,
             on_result=progress.update,
+            client=client,
         )
     except runner.RunError as exc:
         raise UsageError(str(exc)) from None
     finally:
         progress.close()
+        if client is not None:
+            client.close()
     resumed = f" ({summary.resumed} from an earlier part of this run)" if summary.resumed else ""
     say(f"{summary.line()}{resumed}; audit in {dst / runner.AUDIT_NAME}")
     bad = summary.counts[Outcome.REJECTED] + summary.counts[Outcome.FAILED]
