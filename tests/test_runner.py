@@ -17,6 +17,7 @@ from pydicom.sequence import Sequence
 from deid import Deidentifier, runner
 from deid.codes import Outcome
 from deid.keys import write_key_file
+from deid.storage import TEMP_PREFIX, TEMP_SUFFIX
 from tests.conftest import KEY
 from tests.factories import make_dataset, to_bytes
 
@@ -200,7 +201,9 @@ def test_a_torn_last_line_and_leftover_temp_files_are_cleaned_on_resume(
     lines = (out / runner.AUDIT_NAME).read_bytes().splitlines(keepends=True)
     torn = b"".join(lines[:3]) + lines[3][:20]  # killed while writing the fourth record
     (out / runner.AUDIT_NAME).write_bytes(torn)
-    (out / f"{runner.TEMP_PREFIX}0123456789abcdef{runner.TEMP_SUFFIX}").write_bytes(b"partial")
+    (out / "p1" / f"{TEMP_PREFIX}0123456789abcdef{TEMP_SUFFIX}").parent.mkdir(exist_ok=True)
+    (out / "p1" / f"{TEMP_PREFIX}0123456789abcdef{TEMP_SUFFIX}").write_bytes(b"partial")
+    (out / f"{TEMP_PREFIX}fedcba9876543210{TEMP_SUFFIX}").write_bytes(b"partial")
     summary = runner.run(engine, src, out)
     assert summary.resumed == 3 and summary.total == 7
     assert tree(out) == tree(reference)

@@ -1,10 +1,11 @@
 """Archive runs: find inputs lazily, de-identify them in worker processes, journal every outcome.
 
-A run reads INPUT (a file, a folder tree, or a DICOMDIR) and writes into OUTPUT:
+A run reads INPUT (a file, a folder tree, or a DICOMDIR) and writes into OUTPUT; both may be
+folders in object storage (fsspec URLs such as ``s3://bucket/prefix``, :mod:`deid.storage`):
 
 - ``<study>/<series>/<instance>.dcm``: the de-identified objects, named from their new UIDs
-  (:func:`output_name`). Every output is written under a temporary name in
-  OUTPUT, synced, then renamed into place, so no partial file ever has an output's name.
+  (:func:`output_name`). Every output is written under a temporary name in OUTPUT, then
+  committed under its name, so no partial file ever has an output's name.
 - ``audit.jsonl``: the journal. One record per input, appended (and flushed) as soon as the
   input's output is in place: ``input`` (relative to INPUT), ``output``, ``outcome``, ``reason``,
   the new UIDs, action counts, the pixel pass, and ``output_sha256``. Never a value.
@@ -32,15 +33,13 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import contextlib
 import fnmatch
 import hashlib
 import json
 import multiprocessing
-import os
 import pickle
 import re
-import secrets
-import shutil
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from deid.audit import AuditRecord
 from deid.codes import Outcome, RejectReason
 from deid.engine import Deidentifier
 from deid.errors import MissingDependencyError, RejectedError
+from deid.storage import Location
 
 if TYPE_CHECKING:
     from deid.crosswalk import CrosswalkStore, Pair
@@ -58,8 +58,6 @@ if TYPE_CHECKING:
 AUDIT_NAME = "audit.jsonl"
 QUARANTINE_NAME = "quarantine.jsonl"
 MANIFEST_NAME = ".deid-run.json"
-TEMP_PREFIX = ".deid-"
-TEMP_SUFFIX = ".tmp"
 _OWN = frozenset({AUDIT_NAME, QUARANTINE_NAME, MANIFEST_NAME})
 _DICOMDIR = "DICOMDIR"
 NO_STUDY = "no-study-uid"
@@ -74,9 +72,9 @@ class RunError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Input:
-    """One input: its path and its name relative to INPUT (as recorded in the audit)."""
+    """One input: where it is and its name relative to INPUT (as recorded in the audit)."""
 
-    path: Path
+    path: str  # a local path or an object key, read with Location.read
     relative: str
     skip_reason: str = ""  # set for inputs recorded as skipped without being read
 
@@ -126,48 +124,34 @@ def output_name(record: AuditRecord) -> Path | None:
     return Path(study) / series / f"{instance}.dcm"
 
 
-# -- discovery ---------------------------------------------------------------------------------
+# -- discovery ------------------------------------------------------------------------------------
 
 
 def discover(
-    root: Path, include: Iterable[str] = (), exclude: Iterable[str] = ()
+    root: Location | Path | str, include: Iterable[str] = (), exclude: Iterable[str] = ()
 ) -> Iterator[Input]:
     """The inputs under ``root`` in a stable order, found lazily (one folder listed at a time).
 
-    ``include`` / ``exclude``: glob patterns on the relative name (``*`` crosses folders); a
-    file is an input when it matches some include pattern (or none are given) and no exclude
-    pattern. Folder links are not followed; FIFOs, sockets and devices are not inputs.
+    ``root`` is a folder, a file or a DICOMDIR, local or in object storage (a DICOMDIR only
+    locally). ``include`` / ``exclude``: glob patterns on the relative name (``*`` crosses
+    folders); a file is an input when it matches some include pattern (or none are given) and
+    no exclude pattern. Folder links are not followed; FIFOs, sockets and devices are not inputs.
     """
+    root = root if isinstance(root, Location) else Location(root)
     include, exclude = tuple(include), tuple(exclude)
-    if root.is_file() and root.name.upper() == _DICOMDIR:
-        yield from _dicomdir_inputs(root, include, exclude)
+    if not root.remote and root.path.is_file() and root.path.name.upper() == _DICOMDIR:
+        yield from _dicomdir_inputs(root.path, include, exclude)
         return
     if not root.is_dir():
-        yield Input(root, root.name)
+        yield Input(root.locate(""), root.spec.rstrip("/").rsplit("/", 1)[-1])
         return
-    for path in _walk(root):
-        relative = path.relative_to(root).as_posix()
+    for location, relative in root.walk():
         if not _wanted(relative, include, exclude):
             continue
-        if path.name.upper() == _DICOMDIR:
-            yield Input(path, relative, "a media directory: the files it lists are inputs")
+        if relative.rsplit("/", 1)[-1].upper() == _DICOMDIR:
+            yield Input(location, relative, "a media directory: the files it lists are inputs")
         else:
-            yield Input(path, relative)
-
-
-def _walk(folder: Path) -> Iterator[Path]:
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:
-        return
-    for entry in entries:
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                yield from _walk(Path(entry.path))
-            elif entry.is_file():
-                yield Path(entry.path)
-        except OSError:
-            continue
+            yield Input(location, relative)
 
 
 def _wanted(relative: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
@@ -203,7 +187,7 @@ def _dicomdir_inputs(
         if not inside or relative in seen or not _wanted(relative, include, exclude):
             continue  # a reference out of the media folder is not followed
         seen.add(relative)
-        yield Input(target, relative)
+        yield Input(str(target), relative)
 
 
 # -- one input, in a worker ------------------------------------------------------------------------
@@ -223,7 +207,7 @@ class Done:
     pairs: tuple[Pair, ...] = ()  # crosswalk pairs (original identifiers: never logged)
 
 
-#: In a worker process: its one Deidentifier, built once from the parent's pickled engine.
+#: In a worker process: its Deidentifier, built once from the parent's pickled engine.
 _WORKER: dict[str, Deidentifier] = {}
 
 
@@ -231,31 +215,36 @@ def _init_worker(state: bytes) -> None:
     _WORKER["engine"] = pickle.loads(state)
 
 
-def _work_in_worker(job: tuple[Input, str, bool]) -> Done:
-    return process_one(_WORKER["engine"], job[0], Path(job[1]), crosswalk=job[2])
+def _work_in_worker(job: tuple[Input, Location, Location, bool]) -> Done:
+    item, src, dst, crosswalk = job
+    return process_one(_WORKER["engine"], item, src, dst, crosswalk=crosswalk)
 
 
-def _work_on_cluster(state: bytes, item: Input, dst: str, crosswalk: bool) -> Done:
+def _work_on_cluster(
+    state: bytes, item: Input, src: Location, dst: Location, crosswalk: bool
+) -> Done:
     """A Dask task: the engine is unpickled once per worker process (cached by digest)."""
     digest = hashlib.sha256(state).hexdigest()
     engine = _WORKER.get(digest)
     if engine is None:
         engine = _WORKER[digest] = pickle.loads(state)
-    return process_one(engine, item, Path(dst), crosswalk=crosswalk)
+    return process_one(engine, item, src, dst, crosswalk=crosswalk)
 
 
-def process_one(engine: Deidentifier, item: Input, dst: Path, *, crosswalk: bool = False) -> Done:
-    """De-identify one input; the output goes to a synced temporary file in ``dst``.
+def process_one(
+    engine: Deidentifier, item: Input, src: Location, dst: Location, *, crosswalk: bool = False
+) -> Done:
+    """De-identify one input of ``src``; the output goes to a temporary file in ``dst``.
 
     ``crosswalk``: also return the (kind, original, pseudonym) pairs of the object."""
 
     def ended(outcome: Outcome, reason: RejectReason | None, detail: str) -> Done:
-        return Done(item.relative, str(item.path), _record(engine, outcome, reason, detail))
+        return Done(item.relative, item.path, _record(engine, outcome, reason, detail))
 
     if item.skip_reason:  # a DICOMDIR met in a folder
         return ended(Outcome.SKIPPED, RejectReason.UNSUPPORTED_SOP_CLASS, item.skip_reason)
     try:
-        data = item.path.read_bytes()
+        data = src.read(item.path)
     except OSError as exc:
         return ended(Outcome.FAILED, RejectReason.NOT_DICOM, f"cannot read input ({_name(exc)})")
     try:
@@ -264,29 +253,21 @@ def process_one(engine: Deidentifier, item: Input, dst: Path, *, crosswalk: bool
         skipped = exc.reason is RejectReason.NOT_DICOM
         return ended(Outcome.SKIPPED if skipped else Outcome.REJECTED, exc.reason, exc.detail)
     except Exception as exc:  # a bug below us: the object is not released, the run goes on
-        return ended(
-            Outcome.FAILED, RejectReason.INVALID_DATASET, f"unexpected error ({_name(exc)})"
-        )
+        detail = f"unexpected error ({_name(exc)})"
+        return ended(Outcome.FAILED, RejectReason.INVALID_DATASET, detail)
     name = output_name(result.audit)
     if name is None:
         detail = "a new Study, Series or SOP Instance UID is not a valid UID: no file name"
         return ended(Outcome.REJECTED, RejectReason.MISSING_UID, detail)
-    temp = dst / f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
     try:
-        with open(temp, "wb") as handle:
-            handle.write(result.data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        temp = dst.put_temporary(result.data)
     except OSError as exc:
-        temp.unlink(missing_ok=True)
-        return ended(
-            Outcome.FAILED, RejectReason.WRITE_FAILED, f"cannot write output ({_name(exc)})"
-        )
+        detail = f"cannot write output ({_name(exc)})"
+        return ended(Outcome.FAILED, RejectReason.WRITE_FAILED, detail)
     digest = hashlib.sha256(result.data).hexdigest()
     pairs = tuple(_pairs(engine, data, result.dataset)) if crosswalk else ()
-    path = str(item.path)
     return Done(
-        item.relative, path, result.audit, str(temp), name.as_posix(), digest, len(data), pairs
+        item.relative, item.path, result.audit, temp, name.as_posix(), digest, len(data), pairs
     )
 
 
@@ -316,46 +297,36 @@ def _record(
 # -- the run ---------------------------------------------------------------------------------------
 
 
-@dataclass
 class _Journal:
-    """``audit.jsonl`` opened for appending; what earlier parts of the run recorded."""
+    """``audit.jsonl``: what earlier parts of the run recorded, and new records appended."""
 
-    dst: Path
-    done: set[str] = field(default_factory=set)
-    written: dict[str, str] = field(default_factory=dict)  # instance file name -> sha256
-    summary: Summary = field(default_factory=Summary)
+    def __init__(self, dst: Location) -> None:
+        self.file = dst.journal(AUDIT_NAME)
+        self.done: set[str] = set()
+        self.written: dict[str, str] = {}  # instance file name -> sha256
+        self.summary = Summary()
 
     def load(self) -> None:
-        path = self.dst / AUDIT_NAME
-        if not path.exists():
-            path.write_bytes(b"")
-            return
-        data = path.read_bytes()
-        keep = data[: data.rfind(b"\n") + 1]  # a line cut by a crash is dropped
-        if len(keep) != len(data):
-            with open(path, "r+b") as handle:
-                handle.truncate(len(keep))
-        for line in keep.decode("utf-8").splitlines():
-            record = json.loads(line)
-            self._count(record)
+        for line in self.file.load().splitlines():
+            self._count(json.loads(line))
             self.summary.resumed += 1
 
     def _count(self, record: dict[str, Any]) -> None:
         self.done.add(str(record["input"]))
         self.summary.counts[Outcome(record["outcome"])] += 1
         if record.get("output") and record.get("output_sha256"):
-            self.written[Path(record["output"]).name] = str(record["output_sha256"])
+            name = str(record["output"]).rsplit("/", 1)[-1]
+            self.written[name] = str(record["output_sha256"])
 
-    def append(self, handle: Any, record: dict[str, Any]) -> None:
-        handle.write(json.dumps(record, separators=(",", ":")) + "\n")
-        handle.flush()
+    def append(self, record: dict[str, Any]) -> None:
+        self.file.append(json.dumps(record, separators=(",", ":")) + "\n")
         self._count(record)
 
 
 def run(
     engine: Deidentifier,
-    src: Path,
-    dst: Path,
+    src: Location | Path | str,
+    dst: Location | Path | str,
     *,
     workers: int = 1,
     include: Iterable[str] = (),
@@ -365,6 +336,7 @@ def run(
     restart: bool = False,
     on_result: Callable[[dict[str, Any], Summary], None] | None = None,
     client: Any = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Summary:
     """De-identify everything under ``src`` into ``dst`` (see the module); resumable.
 
@@ -373,37 +345,41 @@ def run(
     cluster worker are kept in flight); INPUT and OUTPUT must be on storage every worker sees
     at the same paths. The outputs are byte-identical to a local run. ``crosswalk_dir``: keep
     the encrypted crosswalk and write the mapping files there (:mod:`deid.crosswalk`).
-    ``on_result`` is
-    called in input order with each new audit record (progress, messages). Returns the counts
-    over the whole run.
+    ``src`` and ``dst`` may be fsspec URLs (``s3://bucket/prefix``; :mod:`deid.storage`), with
+    ``storage_options`` for their file system. ``on_result`` is called in input order with
+    each new audit record (progress, messages). Returns the counts over the whole run.
     """
     if workers < 1:
         raise ValueError("workers must be at least 1")
+    source = src if isinstance(src, Location) else Location(src, storage_options)
+    target = dst if isinstance(dst, Location) else Location(dst, storage_options)
     store = _open_store(crosswalk_dir, engine)
     try:
-        dst.mkdir(parents=True, exist_ok=True)
-        _check_manifest(engine, src, dst, restart)
-        _remove_temporaries(dst)
-        journal = _Journal(dst)
+        target.make()
+        _check_manifest(engine, source, target, restart)
+        target.remove_temporaries()
+        journal = _Journal(target)
         journal.load()
-        todo = (i for i in discover(src, include, exclude) if i.relative not in journal.done)
-        with open(dst / AUDIT_NAME, "a", encoding="utf-8") as handle:
+        try:
+            found = discover(source, include, exclude)
+            todo = (item for item in found if item.relative not in journal.done)
+            crosswalk = store is not None
             results = (
-                _cluster_results(client, engine, todo, dst, workers, store is not None)
+                _cluster_results(client, engine, todo, source, target, workers, crosswalk)
                 if client is not None
-                else _results(engine, todo, dst, workers, store is not None)
+                else _results(engine, todo, source, target, workers, crosswalk)
             )
             for done in results:
-                record = _settle(done, dst, journal, quarantine_dir)
+                record = _settle(done, source, target, journal, quarantine_dir)
                 if store is not None and record["outcome"] == Outcome.DEIDENTIFIED.value:
                     store.add(done.pairs)  # before the journal: a resume never loses a pair
-                journal.append(handle, record)
+                journal.append(record)
                 journal.summary.bytes_in += done.size
                 if on_result is not None:
                     on_result(record, journal.summary)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _write_quarantine(dst)
+        finally:
+            journal.file.close()
+        _write_quarantine(target)
         if store is not None:
             from deid.crosswalk import write_mapping_files
 
@@ -428,12 +404,17 @@ def _open_store(folder: Path | None, engine: Deidentifier) -> CrosswalkStore | N
 
 
 def _results(
-    engine: Deidentifier, items: Iterator[Input], dst: Path, workers: int, crosswalk: bool
+    engine: Deidentifier,
+    items: Iterator[Input],
+    src: Location,
+    dst: Location,
+    workers: int,
+    crosswalk: bool,
 ) -> Iterator[Done]:
     """Each input's :class:`Done`, in input order; at most ``2 * workers`` in flight."""
     if workers == 1:
         for item in items:
-            yield process_one(engine, item, dst, crosswalk=crosswalk)
+            yield process_one(engine, item, src, dst, crosswalk=crosswalk)
         return
     context = multiprocessing.get_context("spawn")  # no fork of threads (OCR runtimes)
     state = pickle.dumps(engine)
@@ -441,7 +422,8 @@ def _results(
     pool = cf.ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(state,))
     try:
         for item in items:
-            pending.append((item, pool.submit(_work_in_worker, (item, str(dst), crosswalk))))
+            job = (item, src, dst, crosswalk)
+            pending.append((item, pool.submit(_work_in_worker, job)))
             while len(pending) >= 2 * workers:
                 yield _take(engine, pending.popleft())
         while pending:
@@ -454,7 +436,8 @@ def _cluster_results(
     client: Any,
     engine: Deidentifier,
     items: Iterator[Input],
-    dst: Path,
+    src: Location,
+    dst: Location,
     per_worker: int,
     crosswalk: bool,
 ) -> Iterator[Done]:
@@ -466,7 +449,7 @@ def _cluster_results(
     pending: collections.deque[tuple[Input, Any]] = collections.deque()
     try:
         for item in items:
-            future = client.submit(_work_on_cluster, state, item, str(dst), crosswalk, pure=False)
+            future = client.submit(_work_on_cluster, state, item, src, dst, crosswalk, pure=False)
             pending.append((item, future))
             while len(pending) >= window:
                 yield _take(engine, pending.popleft())
@@ -486,27 +469,25 @@ def _take(engine: Deidentifier, entry: tuple[Input, Any]) -> Done:
     except Exception as exc:  # the worker died (a crash in a decoder): this input fails
         detail = f"worker process failed ({type(exc).__name__})"
         record = _record(engine, Outcome.FAILED, RejectReason.INVALID_DATASET, detail)
-        return Done(item.relative, str(item.path), record)
+        return Done(item.relative, item.path, record)
 
 
 def _settle(
-    done: Done, dst: Path, journal: _Journal, quarantine_dir: Path | None
+    done: Done, src: Location, dst: Location, journal: _Journal, quarantine_dir: Path | None
 ) -> dict[str, Any]:
     """Put the output in place (or refuse a duplicate) and build the journal record."""
     record, output, digest = done.record, None, None
     if done.temp is not None and done.name is not None:
-        temp = Path(done.temp)
-        name = Path(done.name)
-        earlier = journal.written.get(name.name)
+        earlier = journal.written.get(done.name.rsplit("/", 1)[-1])
         if earlier is not None and earlier != done.digest:
-            temp.unlink(missing_ok=True)
+            _discard(dst, done.temp)
             record = _duplicate(record)
         else:
             try:
-                _move_into_place(temp, dst / name)
-                output, digest = name.as_posix(), done.digest
+                _move_into_place(dst, done.temp, done.name)
+                output, digest = done.name, done.digest
             except OSError as exc:
-                temp.unlink(missing_ok=True)
+                _discard(dst, done.temp)
                 record = AuditRecord(
                     Outcome.FAILED,
                     RejectReason.WRITE_FAILED,
@@ -515,13 +496,17 @@ def _settle(
                     key_fingerprint=record.key_fingerprint,
                 )
     if quarantine_dir is not None and record.outcome in (Outcome.REJECTED, Outcome.FAILED):
-        _copy_to_quarantine(Path(done.source), done.relative, quarantine_dir)
+        _copy_to_quarantine(src, done.source, done.relative, quarantine_dir)
     return record.to_dict(input=done.relative, output=output) | {"output_sha256": digest}
 
 
-def _move_into_place(temp: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(temp, target)
+def _move_into_place(dst: Location, temporary: str, relative: str) -> None:
+    dst.commit(temporary, relative)
+
+
+def _discard(dst: Location, temporary: str) -> None:
+    with contextlib.suppress(OSError):  # else removed by the next run's cleanup
+        dst.discard(temporary)
 
 
 def _duplicate(record: AuditRecord) -> AuditRecord:
@@ -535,37 +520,29 @@ def _duplicate(record: AuditRecord) -> AuditRecord:
     )
 
 
-def _copy_to_quarantine(origin: Path, relative: str, quarantine: Path) -> None:
+def _copy_to_quarantine(src: Location, origin: str, relative: str, quarantine: Path) -> None:
     target = quarantine / relative
     try:
+        data = src.read(origin)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(origin, target)
+        target.write_bytes(data)
     except OSError:
         pass  # the quarantine record still names the input
 
 
-def _write_quarantine(dst: Path) -> None:
+def _write_quarantine(dst: Location) -> None:
     lines = []
-    for line in (dst / AUDIT_NAME).read_text(encoding="utf-8").splitlines():
+    for line in dst.read_text(AUDIT_NAME).splitlines():
         record = json.loads(line)
         if record["outcome"] in (Outcome.REJECTED.value, Outcome.FAILED.value):
             kept = {k: record[k] for k in ("input", "outcome", "reason", "detail")}
             lines.append(json.dumps(kept, separators=(",", ":")) + "\n")
-    temp = dst / f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
-    temp.write_text("".join(lines), encoding="utf-8")
-    os.replace(temp, dst / QUARANTINE_NAME)
+    dst.write_atomic(QUARANTINE_NAME, "".join(lines).encode("utf-8"))
 
 
-def _remove_temporaries(dst: Path) -> None:
-    """Temporary outputs of a run that was killed (never renamed, so never recorded)."""
-    for folder, _, names in os.walk(dst):
-        for name in names:
-            if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
-                Path(folder, name).unlink(missing_ok=True)
-
-
-def _manifest(engine: Deidentifier, src: Path) -> dict[str, Any]:
-    where = engine.pseudonymizer.token("run-input", str(src.resolve()), 32)
+def _manifest(engine: Deidentifier, src: Location) -> dict[str, Any]:
+    where_text = src.spec if src.remote else str(src.path.resolve())
+    where = engine.pseudonymizer.token("run-input", where_text, 32)
     policy = json.dumps(engine.policy.describe(), sort_keys=True).encode("utf-8")
     return {
         "format": 1,
@@ -576,12 +553,11 @@ def _manifest(engine: Deidentifier, src: Path) -> dict[str, Any]:
     }
 
 
-def _check_manifest(engine: Deidentifier, src: Path, dst: Path, restart: bool) -> None:
-    path = dst / MANIFEST_NAME
+def _check_manifest(engine: Deidentifier, src: Location, dst: Location, restart: bool) -> None:
     wanted = _manifest(engine, src)
-    if path.exists() and not restart:
+    if dst.exists(MANIFEST_NAME) and not restart:
         try:
-            found = json.loads(path.read_text(encoding="utf-8"))
+            found = json.loads(dst.read_text(MANIFEST_NAME))
         except (OSError, ValueError):
             found = None
         if found != wanted:
@@ -591,13 +567,11 @@ def _check_manifest(engine: Deidentifier, src: Path, dst: Path, restart: bool) -
             )
         return
     if restart:
-        (dst / AUDIT_NAME).unlink(missing_ok=True)
-        (dst / QUARANTINE_NAME).unlink(missing_ok=True)
-    elif (dst / AUDIT_NAME).exists():
+        dst.remove(AUDIT_NAME)
+        dst.remove(QUARANTINE_NAME)
+    elif dst.exists(AUDIT_NAME):
         raise RunError(f"{dst}: holds an audit without a run manifest; restart to start over")
-    temp = dst / f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
-    temp.write_text(json.dumps(wanted, indent=1) + "\n", encoding="utf-8")
-    os.replace(temp, path)
+    dst.write_atomic(MANIFEST_NAME, (json.dumps(wanted, indent=1) + "\n").encode("utf-8"))
 
 
 def is_own_file(relative: str) -> bool:

@@ -35,6 +35,7 @@ from deid.engine import Deidentifier
 from deid.errors import MissingDependencyError
 from deid.keys import Pseudonymizer
 from deid.policy import load_policy
+from deid.storage import Location
 
 KEY_ENV = "DEID_KEY_FILE"
 WORKERS_ENV = "DEID_WORKERS"
@@ -80,9 +81,15 @@ def resolve_key(args: argparse.Namespace) -> Pseudonymizer:
     raise UsageError(f"no key: give --key-file, set ${KEY_ENV}, or pass --ephemeral-key")
 
 
-def _prepare_output(src: Path, dst: Path) -> None:
-    src_real, dst_real = src.resolve(), dst.resolve()
-    if src.is_dir() and (dst_real == src_real or src_real in dst_real.parents):
+def _prepare_output(src: Path | None, dst: Path) -> None:
+    dst_real = dst.resolve()
+    src_real = src.resolve() if src is not None else None
+    if (
+        src is not None
+        and src.is_dir()
+        and src_real is not None
+        and (dst_real == src_real or src_real in dst_real.parents)
+    ):
         raise UsageError(f"{dst}: the output folder must not be inside the input folder")
     try:
         dst.mkdir(parents=True, exist_ok=True)
@@ -108,12 +115,14 @@ def _dask_client(executor: str, scheduler: str | None) -> Any:
         raise UsageError(f"cannot reach the Dask scheduler ({type(exc).__name__})") from None
 
 
-def _outside(value: str | None, dst: Path, what: str) -> Path | None:
-    """A folder for files that hold identifiers: never inside OUTPUT."""
+def _outside(value: str | None, dst: Location, what: str) -> Path | None:
+    """A local folder for files that hold identifiers: never inside OUTPUT."""
     if not value:
         return None
     folder = Path(value)
-    real, d_real = folder.resolve(), dst.resolve()
+    if dst.remote:  # a local folder is never inside a bucket
+        return folder
+    real, d_real = folder.resolve(), dst.path.resolve()
     if real == d_real or d_real in real.parents:
         raise UsageError(f"{folder}: the {what} folder must not be inside OUTPUT")
     return folder
@@ -130,16 +139,28 @@ def _workers(value: str | None) -> int:
     return workers
 
 
-def handle(args: argparse.Namespace) -> int:
-    src, dst = Path(args.input), Path(args.output)
-    if not src.exists():
-        raise UsageError(f"{src}: input does not exist")
+def _locations(args: argparse.Namespace) -> tuple[Location, Location]:
+    """INPUT and OUTPUT as checked locations (local paths or fsspec URLs)."""
+    try:
+        src, dst = Location(args.input), Location(args.output)
+    except MissingDependencyError:
+        raise
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"cannot use the location ({type(exc).__name__})") from None
     if not (src.is_dir() or src.is_file()):
+        if src.remote or not src.path.exists():
+            raise UsageError(f"{src}: input does not exist")
         raise UsageError(f"{src}: input is neither a regular file nor a folder")
+    return src, dst
+
+
+def handle(args: argparse.Namespace) -> int:
+    src, dst = _locations(args)
     workers = _workers(args.workers)
     policy = load_policy(args.policy)
     engine = Deidentifier(policy, resolve_key(args))
-    _prepare_output(src, dst)
+    if not dst.remote:
+        _prepare_output(src.path if not src.remote else None, dst.path)
     quarantine = _outside(args.quarantine_dir, dst, "quarantine")
     crosswalk = _outside(args.crosswalk, dst, "crosswalk")
     client = _dask_client(args.executor, args.scheduler)
@@ -166,7 +187,7 @@ def handle(args: argparse.Namespace) -> int:
         if client is not None:
             client.close()
     resumed = f" ({summary.resumed} from an earlier part of this run)" if summary.resumed else ""
-    say(f"{summary.line()}{resumed}; audit in {dst / runner.AUDIT_NAME}")
+    say(f"{summary.line()}{resumed}; audit in {dst.locate(runner.AUDIT_NAME)}")
     bad = summary.counts[Outcome.REJECTED] + summary.counts[Outcome.FAILED]
     return EXIT_OK if bad == 0 else EXIT_REJECTED
 
@@ -188,7 +209,7 @@ class _Progress:
             return
         self.bar = tqdm(unit="file", dynamic_ncols=True, file=sys.stderr)
 
-    def count_in_background(self, src: Path, include: Any, exclude: Any) -> None:
+    def count_in_background(self, src: Location, include: Any, exclude: Any) -> None:
         """Count the inputs in a second, lazy walk (for the ETA) without holding them."""
         if self.bar is None:
             return
