@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,17 @@ CORPUS = Path(
 def _one_worker_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     """`deid run` defaults to one worker per CPU; tests that want processes say --workers."""
     monkeypatch.setenv("DEID_WORKERS", "1")
+
+
+@pytest.fixture(autouse=True)
+def _restore_the_ocr_registry() -> Iterator[None]:
+    """Engines a test registers do not outlive it."""
+    from deid.ocr import registry
+
+    saved = dict(registry._REGISTERED)
+    yield
+    registry._REGISTERED.clear()
+    registry._REGISTERED.update(saved)
 
 
 @pytest.fixture(scope="session", autouse=True)
