@@ -115,6 +115,8 @@ pseudonymize = ["PatientID", "(0010,0010)"]
 keep = ["BodyPartExamined", "(0018,0015)", "StationName"]
 date_shift_days = [-30, 30]
 clean_pixel_data = "never"
+allow_sop_classes = ["1.2.840.10008.5.1.4.1.1.104.1"]
+allow_recognizable_visual_features = true
 
 [overrides]
 "(0008,1030)" = "X"
@@ -157,6 +159,8 @@ def test_full_policy_file(tmp_path: Path) -> None:
         "pseudonymize": ["PatientID", "PatientName"],
         "date_shift_days": [-30, 30],
         "clean_pixel_data": "never",
+        "allow_sop_classes": ["1.2.840.10008.5.1.4.1.1.104.1"],
+        "allow_recognizable_visual_features": True,
         "pixels": {
             "text": "identifiers",
             "engine": "mysite.ocr:Engine",
@@ -244,6 +248,17 @@ BAD = {
     "name-not-a-string": ("name = 3\n", "name", "must be a string"),
     "extends-not-a-string": ("extends = 5\n", "extends", "must be a policy name or file"),
     "pixels-not-a-table": ("pixels = 'all'\n", "pixels", "must be a table"),
+    "allow-sop-not-a-uid": (
+        "allow_sop_classes = ['PDF']\n",
+        "allow_sop_classes",
+        "must be a list of UIDs",
+    ),
+    "allow-sop-a-string": ("allow_sop_classes = '1.2'\n", "allow_sop_classes", "must be a list"),
+    "allow-rvf-word": (
+        "allow_recognizable_visual_features = 'yes'\n",
+        "allow_recognizable_visual_features",
+        "must be true or false",
+    ),
     "pixels-unknown-key": ("[pixels]\nspeed = 1\n", "pixels.speed", "unknown key(s) ['speed']"),
     "pixels-bad-text": ("[pixels]\ntext = 'names'\n", "pixels.text", "one of all, identifiers"),
     "pixels-empty-engine": ("[pixels]\nengine = ' '\n", "pixels.engine", "an engine name"),

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from pydicom import dcmread
 from pydicom.datadict import keyword_for_tag
@@ -35,6 +35,7 @@ from deid.encoding import encode_with_last
 from deid.errors import DeidError, MissingDependencyError, PolicyError, RejectedError
 from deid.identifiers import Category, Identifiers, collect
 from deid.keys import Pseudonymizer
+from deid.limits import Limits
 from deid.markers import add_markers, new_file_meta, transfer_syntax
 from deid.ocr.base import OcrEngine
 from deid.ocr.registry import get_engine
@@ -52,6 +53,7 @@ logger = logging.getLogger("deid")
 _T = TypeVar("_T")
 
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,9 @@ class Deidentifier:
         A cheap ``(uint8 image) -> bool`` text test run before OCR on every frame (frames it
         clears are not OCR'd). ``True`` (default): deid's pre-screen when its dependencies are
         installed; ``False``: every frame goes to the OCR engine.
+    limits : Limits, optional
+        What one object may claim (bytes, frames, pixels, sequence depth): checked before
+        anything is allocated for it; over a limit is ``SIZE_LIMIT`` (:mod:`deid.limits`).
     """
 
     def __init__(
@@ -94,12 +99,14 @@ class Deidentifier:
         verify: bool = True,
         ocr: OcrEngine | str | None = None,
         prescreen: Prescreen | bool = True,
+        limits: Limits | None = None,
     ) -> None:
         self.policy = load_policy(policy)
         if key is None:
             raise PolicyError("a key is required (Pseudonymizer or 32 bytes)", source="<key>")
         self.pseudonymizer = key if isinstance(key, Pseudonymizer) else Pseudonymizer(key)
         self.verify = verify
+        self.limits = limits if limits is not None else Limits()
         self._ocr_spec: OcrEngine | str = ocr if ocr is not None else self.policy.pixels.engine
         self._ocr: OcrEngine | None = None if isinstance(ocr, str | None) else ocr
         self._prescreen_spec = prescreen
@@ -139,7 +146,37 @@ class Deidentifier:
 
     def deidentify_bytes(self, data: bytes) -> DeidResult:
         """De-identify an encoded DICOM object (Part 10 file, or a bare data set)."""
+        if isinstance(data, bytes | bytearray | memoryview):
+            self.limits.check_size(len(data))
         return self._run(read_dataset(data))
+
+    def deidentify_stream(self, src: BinaryIO, dst: BinaryIO) -> DeidResult:
+        """Read one object from ``src`` (at most ``limits.max_bytes``: refused before more is
+        read), de-identify it and write the result to ``dst``. Nothing is written to ``dst``
+        when the object is rejected. ``dst`` is not closed."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            try:
+                chunk = src.read(min(_CHUNK, self.limits.max_bytes + 1 - size))
+            except OSError as exc:
+                raise RejectedError(
+                    RejectReason.NOT_DICOM, f"cannot read input ({type(exc).__name__})"
+                ) from None
+            if not chunk:
+                break
+            chunks.append(bytes(chunk))
+            size += len(chunk)
+            self.limits.check_size(size)
+        result = self.deidentify_bytes(b"".join(chunks))
+        try:
+            dst.write(result.data)
+            dst.flush()
+        except OSError as exc:
+            raise RejectedError(
+                RejectReason.WRITE_FAILED, f"cannot write output ({type(exc).__name__})"
+            ) from None
+        return result
 
     def deidentify_file(
         self, src: str | os.PathLike[str], dst: str | os.PathLike[str]
@@ -161,10 +198,12 @@ class Deidentifier:
         stage = "gate"
         try:
             gates.check(ds, self.policy)
+            self.limits.check_header(ds)
             stage = "collect"
             identifiers = collect(ds)
             stage = "plan"
             plan = build_plan(ds, self.policy, self._plan_cache)
+            self.limits.check_depth(plan)
             stage = "apply"
             context = self._context(ds, identifiers)
             apply_plan(ds, plan, context)

@@ -1,6 +1,10 @@
 """Fail-closed checks made before anything is decided; each failure is a RejectReason.
 
 - DICOMDIR (its file references would not match de-identified outputs): UNSUPPORTED_SOP_CLASS
+- encapsulated documents and models, raw data, private SOP Classes (:data:`UNSAFE_SOP_CLASSES`),
+  unless the policy's ``allow_sop_classes`` lists them: UNSUPPORTED_SOP_CLASS
+- Recognizable Visual Features YES, unless the policy allows it: RECOGNIZABLE_VISUAL_FEATURES
+- sizes over the caller's :class:`deid.limits.Limits`: SIZE_LIMIT
 - no SOP Class or SOP Instance UID: MISSING_UID
 - a transfer syntax the DICOM library cannot write: UNSUPPORTED_TRANSFER_SYNTAX
 
@@ -35,9 +39,41 @@ RISKY_SOP_CLASS_PREFIXES = (
 _PIXELS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 
 
+#: SOP Classes whose payload deid cannot make safe (a PDF, a CDA document, a 3D model or raw
+#: vendor data can hold anything): rejected unless the policy's ``allow_sop_classes`` lists them.
+UNSAFE_SOP_CLASSES: dict[str, str] = {
+    "1.2.840.10008.5.1.4.1.1.104.1": "Encapsulated PDF",
+    "1.2.840.10008.5.1.4.1.1.104.2": "Encapsulated CDA",
+    "1.2.840.10008.5.1.4.1.1.104.3": "Encapsulated STL",
+    "1.2.840.10008.5.1.4.1.1.104.4": "Encapsulated OBJ",
+    "1.2.840.10008.5.1.4.1.1.104.5": "Encapsulated MTL",
+    "1.2.840.10008.5.1.4.1.1.66": "Raw Data",
+}
+_STANDARD_ROOT = "1.2.840.10008."
+
+
 def check(ds: Dataset, policy: Policy) -> None:
     """Raise :class:`RejectedError` if ``ds`` must not be processed under ``policy``."""
     check_structure(ds)
+    sop_class = str(get_value(ds, "SOPClassUID") or "").strip()
+    if sop_class not in policy.allow_sop_classes:
+        unsafe = UNSAFE_SOP_CLASSES.get(sop_class)
+        if unsafe is not None:
+            raise RejectedError(
+                RejectReason.UNSUPPORTED_SOP_CLASS,
+                f"{unsafe}: its payload cannot be de-identified (allow_sop_classes to accept)",
+            )
+        if not sop_class.startswith(_STANDARD_ROOT):
+            raise RejectedError(
+                RejectReason.UNSUPPORTED_SOP_CLASS,
+                "a private SOP Class: its content is unknown (allow_sop_classes to accept)",
+            )
+    flag = str(get_value(ds, "RecognizableVisualFeatures") or "").strip().upper()
+    if flag == "YES" and not policy.allow_recognizable_visual_features:
+        raise RejectedError(
+            RejectReason.RECOGNIZABLE_VISUAL_FEATURES,
+            "Recognizable Visual Features YES: faces cannot be cleaned by deid",
+        )
 
 
 def check_structure(ds: Dataset) -> None:

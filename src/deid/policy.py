@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -58,10 +59,13 @@ _KEYS = frozenset(
         "date_shift_days",
         "clean_pixel_data",
         "pixels",
+        "allow_sop_classes",
+        "allow_recognizable_visual_features",
     }
 )
 _PIXEL_KEYS = frozenset({"text", "engine", "pad", "lossless"})
 DEFAULT_OCR_ENGINE = "rapidocr"
+_UID_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,14 @@ class Policy:
         (objects at risk), ``always`` or ``never`` (pixel data released as it is).
     pixels : PixelSettings or mapping
         How the pixel pass works (text to blank, OCR engine, padding, lossless re-encoding).
+    allow_sop_classes : iterable of UID strings
+        SOP Classes deid rejects by default (encapsulated documents and models, raw data,
+        private SOP Classes: :data:`deid.gates.UNSAFE_SOP_CLASSES`) that this site has checked
+        and wants processed all the same (attributes only: their payload is not cleaned).
+    allow_recognizable_visual_features : bool
+        Release objects whose Recognizable Visual Features is YES (faces in photographs or
+        volume renderings): deid does not offer Clean Recognizable Visual Features, so they
+        are rejected unless this is true.
     """
 
     options: frozenset[ProfileOption] = frozenset()
@@ -131,6 +143,8 @@ class Policy:
     date_shift_days: tuple[int, int] = DEFAULT_DATE_SHIFT
     clean_pixel_data: PixelMode = PixelMode.AUTO
     pixels: PixelSettings = field(default_factory=PixelSettings)
+    allow_sop_classes: frozenset[str] = frozenset()
+    allow_recognizable_visual_features: bool = False
     name: str = "custom"
     description: str = ""
     source: str = "<code>"
@@ -166,6 +180,21 @@ class Policy:
                 "must be one of auto, always, never", source=self.source, key="clean_pixel_data"
             ) from None
         object.__setattr__(self, "clean_pixel_data", mode)
+        allowed: object = self.allow_sop_classes
+        if (
+            isinstance(allowed, str)
+            or not isinstance(allowed, Iterable)
+            or not all(isinstance(uid, str) and _UID_TEXT.fullmatch(uid.strip()) for uid in allowed)
+        ):
+            raise PolicyError("must be a list of UIDs", source=self.source, key="allow_sop_classes")
+        uids = frozenset(str(uid).strip() for uid in allowed)
+        object.__setattr__(self, "allow_sop_classes", uids)
+        if not isinstance(self.allow_recognizable_visual_features, bool):
+            raise PolicyError(
+                "must be true or false",
+                source=self.source,
+                key="allow_recognizable_visual_features",
+            )
         pixels: object = self.pixels
         if not isinstance(pixels, PixelSettings):  # a mapping, as in the TOML table
             pixels = _pixel_settings(pixels, PixelSettings(), self.source)
@@ -207,6 +236,8 @@ class Policy:
             "pseudonymize": sorted(keyword_for_tag(t) or format_tag(t) for t in self.pseudonymize),
             "date_shift_days": list(self.date_shift_days),
             "clean_pixel_data": self.clean_pixel_data.value,
+            "allow_sop_classes": sorted(self.allow_sop_classes),
+            "allow_recognizable_visual_features": self.allow_recognizable_visual_features,
             "pixels": {
                 "text": self.pixels.text.value,
                 "engine": self.pixels.engine,
@@ -326,6 +357,15 @@ def policy_from_mapping(
         date_shift_days=shift,
         clean_pixel_data=pixels,  # type: ignore[arg-type]
         pixels=_pixel_settings(data.get("pixels"), base.pixels, source),
+        allow_sop_classes=frozenset(
+            [
+                *base.allow_sop_classes,
+                *_as_list(data.get("allow_sop_classes", []), source, "allow_sop_classes"),
+            ]
+        ),
+        allow_recognizable_visual_features=data.get(
+            "allow_recognizable_visual_features", base.allow_recognizable_visual_features
+        ),
         name=name,
         description=description,
         source=source,

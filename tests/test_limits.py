@@ -1,0 +1,130 @@
+"""Per-call limits, the fail-closed SOP Class and visual-features gates, and the stream API."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from deid import Deidentifier, Policy, RejectedError, RejectReason
+from deid.limits import Limits
+from deid.ocr import StaticOcr
+from tests.conftest import KEY
+from tests.factories import PATIENT_NAME, item, make_dataset, sequence_of, to_bytes
+
+CT_IMAGE = {"ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"]}
+
+
+def engine(**kwargs: object) -> Deidentifier:
+    return Deidentifier("upload", KEY, ocr=StaticOcr(), prescreen=False, **kwargs)  # type: ignore[arg-type]
+
+
+def rejected(deid: Deidentifier, data: bytes) -> RejectedError:
+    with pytest.raises(RejectedError) as info:
+        deid.deidentify_bytes(data)
+    assert PATIENT_NAME.split("^")[0] not in str(info.value)
+    return info.value
+
+
+def test_too_many_bytes_is_refused_before_parsing() -> None:
+    data = to_bytes(make_dataset(pixels=True, **CT_IMAGE))
+    error = rejected(engine(limits=Limits(max_bytes=len(data) - 1)), data)
+    assert error.reason is RejectReason.SIZE_LIMIT
+    assert str(error) == f"SIZE_LIMIT: {len(data)} bytes (limit {len(data) - 1})"
+    assert engine(limits=Limits(max_bytes=len(data))).deidentify_bytes(data).data
+
+
+def test_a_huge_pixel_claim_is_refused_without_allocating() -> None:
+    ds = make_dataset(pixels=True, Modality="US", SOPClassUID="1.2.840.10008.5.1.4.1.1.3.1")
+    ds.Rows = ds.Columns = 65535
+    ds.NumberOfFrames = 1000  # 4.3e12 samples claimed; the pixel data holds 512 bytes
+    error = rejected(engine(), to_bytes(ds))
+    assert error.reason is RejectReason.SIZE_LIMIT
+    assert str(error) == f"SIZE_LIMIT: {65535 * 65535 * 1000} pixel samples (limit {8 << 30})"
+
+
+def test_too_many_frames() -> None:
+    ds = make_dataset(pixels=True, **CT_IMAGE)
+    ds.NumberOfFrames = 51
+    error = rejected(engine(limits=Limits(max_frames=50)), to_bytes(ds))
+    assert str(error) == "SIZE_LIMIT: 51 frames (limit 50)"
+
+
+def test_sequences_nested_too_deep() -> None:
+    ds = make_dataset(pixels=True, **CT_IMAGE)
+    inner = item(CodeMeaning="x")
+    for _ in range(5):  # 6 levels of items in all
+        inner = item(ConceptNameCodeSequence=sequence_of(inner))
+    ds.ConceptNameCodeSequence = sequence_of(inner)
+    data = to_bytes(ds)
+    error = rejected(engine(limits=Limits(max_depth=5)), data)
+    assert str(error) == "SIZE_LIMIT: sequences nested 6 deep (limit 5)"
+    assert engine(limits=Limits(max_depth=6)).deidentify_bytes(data).data
+
+
+@pytest.mark.parametrize("name", ["max_bytes", "max_frames", "max_pixels", "max_depth"])
+@pytest.mark.parametrize("value", [0, -1, True, 1.5])
+def test_limits_must_be_positive_whole_numbers(name: str, value: object) -> None:
+    with pytest.raises(ValueError, match=name):
+        Limits(**{name: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("sop_class", "what"),
+    [
+        ("1.2.840.10008.5.1.4.1.1.104.1", "Encapsulated PDF"),
+        ("1.2.840.10008.5.1.4.1.1.104.2", "Encapsulated CDA"),
+        ("1.2.840.10008.5.1.4.1.1.104.3", "Encapsulated STL"),
+        ("1.2.840.10008.5.1.4.1.1.66", "Raw Data"),
+        ("1.3.12.2.1107.5.9.1", "a private SOP Class"),
+    ],
+)
+def test_unsafe_sop_classes_are_rejected_unless_allowed(sop_class: str, what: str) -> None:
+    data = to_bytes(make_dataset(sop_class))
+    error = rejected(engine(), data)
+    assert error.reason is RejectReason.UNSUPPORTED_SOP_CLASS
+    assert str(error).startswith(f"UNSUPPORTED_SOP_CLASS: {what}")
+    allowed = Policy(name="p", allow_sop_classes=[sop_class])  # type: ignore[arg-type]
+    result = Deidentifier(allowed, KEY).deidentify_bytes(data)
+    assert result.audit.outcome.value == "deidentified"
+    assert result.audit.sop_class_uid == sop_class
+
+
+def test_recognizable_visual_features_are_rejected_unless_allowed() -> None:
+    data = to_bytes(make_dataset(pixels=True, RecognizableVisualFeatures="YES", **CT_IMAGE))
+    error = rejected(engine(), data)
+    assert error.reason is RejectReason.RECOGNIZABLE_VISUAL_FEATURES
+    allowed = Policy(name="p", allow_recognizable_visual_features=True)
+    assert Deidentifier(allowed, KEY, ocr=StaticOcr()).deidentify_bytes(data).data
+
+
+def test_stream_in_stream_out() -> None:
+    data = to_bytes(make_dataset(pixels=True, **CT_IMAGE))
+    out = io.BytesIO()
+    result = engine().deidentify_stream(io.BytesIO(data), out)
+    assert out.getvalue() == result.data == engine().deidentify_bytes(data).data
+
+
+def test_a_stream_over_the_limit_is_refused_after_reading_only_the_limit() -> None:
+    class Counting(io.BytesIO):
+        read_total = 0
+
+        def read(self, size: int | None = -1) -> bytes:
+            chunk = super().read(size)
+            Counting.read_total += len(chunk)
+            return chunk
+
+    data = to_bytes(make_dataset(pixels=True, **CT_IMAGE)) * 50
+    out = io.BytesIO()
+    with pytest.raises(RejectedError) as info:
+        engine(limits=Limits(max_bytes=1000)).deidentify_stream(Counting(data), out)
+    assert info.value.reason is RejectReason.SIZE_LIMIT
+    assert Counting.read_total == 1001  # one byte past the limit, never the whole upload
+    assert out.getvalue() == b""
+
+
+def test_a_rejected_stream_writes_nothing() -> None:
+    out = io.BytesIO()
+    with pytest.raises(RejectedError):
+        engine().deidentify_stream(io.BytesIO(b"not a DICOM object at all" * 10), out)
+    assert out.getvalue() == b""
