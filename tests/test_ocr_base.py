@@ -13,6 +13,7 @@ import pytest
 from deid.errors import MissingDependencyError
 from deid.ocr import OcrEngine, StaticOcr, TextBox, available_engines, get_engine, register
 from deid.ocr import rapid as rapid_module
+from deid.ocr.easy import EasyOcr
 from deid.ocr.prescreen import TextPrescreen
 from deid.ocr.rapid import RapidOcr
 
@@ -118,7 +119,8 @@ def test_get_engine_by_name_and_by_path() -> None:
 
 
 def test_get_engine_unknown_name() -> None:
-    with pytest.raises(ValueError, match=r"unknown OCR engine 'nope': use one of \['rapidocr'"):
+    expected = r"unknown OCR engine 'nope': use one of \['easyocr', 'rapidocr', 'static'\]"
+    with pytest.raises(ValueError, match=expected):
         get_engine("nope")
 
 
@@ -149,9 +151,10 @@ def test_register_and_available_engines(monkeypatch: pytest.MonkeyPatch) -> None
     register("upper-case_1", _Upper)
     assert get_engine("upper-case_1").detect(GREY) == [TextBox(0, 0, 1, 1)]
     found = available_engines()
-    assert set(found) == {"rapidocr", "static", "upper-case_1"}
+    assert set(found) == {"easyocr", "rapidocr", "static", "upper-case_1"}
     assert found["static"] is True and found["upper-case_1"] is True
     assert found["rapidocr"] is RapidOcr.is_available()
+    assert found["easyocr"] is EasyOcr.is_available()
     with pytest.raises(ValueError, match="letters, digits"):
         register("bad name", _Upper)
 

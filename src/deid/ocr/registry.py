@@ -14,6 +14,7 @@ from deid.ocr.base import OcrEngine
 _BUILTIN: dict[str, str] = {
     "static": "deid.ocr.static:StaticOcr",
     "rapidocr": "deid.ocr.rapid:RapidOcr",
+    "easyocr": "deid.ocr.easy:EasyOcr",
 }
 _REGISTERED: dict[str, Callable[..., OcrEngine]] = {}
 
