@@ -114,3 +114,22 @@ def test_identifiers_mode_reads_text_and_keeps_labels(textimages: ModuleType) ->
     assert np.array_equal(after[190:230, 170:300], before[190:230, 170:300])  # label kept
     assert result.audit.pixels is not None
     assert len(result.audit.pixels["boxes"]) == 1
+
+
+def test_a_policy_can_choose_easyocr(textimages: ModuleType) -> None:
+    """The product owner's engine end to end: `[pixels] engine = "easyocr"`."""
+    if not available_engines().get("easyocr"):
+        pytest.skip("the easyocr extra is not installed")
+    from deid import Policy, load_policy
+
+    item = textimages.make("US", 21)
+    ds = textimages.to_dataset(item)
+    options = load_policy("upload").options
+    policy = Policy(name="easy", options=options, pixels={"engine": "easyocr"})  # type: ignore[arg-type]
+    result = Deidentifier(policy, KEY).deidentify_bytes(to_bytes(ds))
+    pixels = result.audit.pixels
+    assert pixels is not None and pixels["engine"] == "easyocr" and pixels["verified"]
+    after = _stored(dcmread(io.BytesIO(result.data)))
+    for line in item.lines:
+        region = (line.frame, slice(line.top, line.bottom), slice(line.left, line.right))
+        assert (after[region][line.ink] == 0).all(), line.size
