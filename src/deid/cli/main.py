@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from deid._version import __dicom_edition__, __version__
-from deid.cli import explain, keygen, policies, reidentify, run
+from deid.cli import explain, keygen, policies, reidentify, run, serve
 from deid.cli._common import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERNAL,
@@ -21,7 +21,7 @@ from deid.cli._common import (
 )
 from deid.errors import DeidError
 
-_COMMANDS = (run, explain, reidentify, keygen, policies)
+_COMMANDS = (run, explain, reidentify, keygen, policies, serve)
 
 
 class _Parser(argparse.ArgumentParser):
