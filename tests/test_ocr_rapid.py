@@ -203,3 +203,12 @@ def test_threads_share_one_engine(engine: RapidOcr, textimages: ModuleType) -> N
     for thread in threads:
         thread.join()
     assert [results[i] for i in range(4)] == expected * 2
+
+
+@needs_models
+def test_a_batch_finds_what_one_by_one_finds(engine: RapidOcr, textimages: ModuleType) -> None:
+    cine = textimages.make_us_cine(8, frames=3).frames()
+    other = textimages.make("CT", 8).image  # another size: its own batch
+    images = [cine[0], other, cine[1], cine[2]]
+    assert engine.detect_many(images) == [engine.detect(image) for image in images]
+    assert engine.detect_many([]) == []

@@ -205,6 +205,27 @@ class RapidOcr:
 
     def detect(self, image: npt.NDArray[np.uint8]) -> list[TextBox]:
         """The text boxes of ``image`` (``uint8``, grey or RGB), in its pixels."""
+        return self.detect_many([image])[0]
+
+    def detect_many(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[list[TextBox]]:
+        """:meth:`detect` on several images; images of one size go through the detector as
+        one batch (cine frames), which is faster than one run each. Same boxes as one by one."""
+        prepared = [self._prepare(image) for image in images]
+        results: list[list[TextBox] | None] = [None] * len(images)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, (tensor, _) in enumerate(prepared):
+            by_shape.setdefault(tuple(tensor.shape), []).append(index)
+        for indices in by_shape.values():
+            batch = np.concatenate([prepared[i][0] for i in indices], axis=0)
+            maps = self._detector.run(None, {self._det_input: batch})[0]
+            for slot, index in enumerate(indices):
+                results[index] = self._finish(maps[slot, 0], prepared[index][1])
+        return [boxes if boxes is not None else [] for boxes in results]
+
+    def _prepare(
+        self, image: npt.NDArray[np.uint8]
+    ) -> tuple[npt.NDArray[np.float32], tuple[npt.NDArray[np.uint8], int, int, int, int]]:
+        """The detector's input for one image, and what :meth:`_finish` needs to map back."""
         cv2 = self._cv2
         bgr = _as_bgr(image, cv2)
         rows, columns = bgr.shape[:2]
@@ -214,8 +235,15 @@ class RapidOcr:
         shrink = height <= rows + 2 * edge and width <= columns + 2 * edge
         method = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
         resized = cv2.resize(framed, (width, height), interpolation=method)
-        tensor = _normalise(resized)
-        probability = self._detector.run(None, {self._det_input: tensor})[0][0, 0]
+        return _normalise(resized), (bgr, rows, columns, height, width)
+
+    def _finish(
+        self,
+        probability: npt.NDArray[np.float32],
+        meta: tuple[npt.NDArray[np.uint8], int, int, int, int],
+    ) -> list[TextBox]:
+        bgr, rows, columns, height, width = meta
+        edge = self.border
         regions = self._regions(probability)
         factor_x, factor_y = (columns + 2 * edge) / width, (rows + 2 * edge) / height
         limit = max(self.keep_height, self.max_box_height * rows)
