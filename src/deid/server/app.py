@@ -32,7 +32,7 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from deid.engine import Deidentifier
 from deid.errors import RejectedError
 from deid.runner import AUDIT_NAME, output_name
 from deid.server import stow
+from deid.server.forward import forward
 from deid.server.multipart import (
     DICOM,
     MultipartError,
@@ -58,6 +59,7 @@ from deid.server.multipart import (
     part_payload,
     split_multipart,
 )
+from deid.server.outputs import AuditLog, PartOutcome, Ticket, write_new
 
 logger = logging.getLogger("deid.server")
 
@@ -90,76 +92,6 @@ class _HttpError(Exception):
         self.message = message
 
 
-@dataclass
-class _Ticket:
-    """Whether a part's result may still be committed: the request's deadline cancels it only
-    if it has not started to commit, so a part is either written and reported stored, or
-    neither."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    state: str = "pending"  # pending -> committing | cancelled
-
-    def begin_commit(self) -> bool:
-        with self.lock:
-            if self.state == "cancelled":
-                return False
-            self.state = "committing"
-            return True
-
-    def cancel(self) -> bool:
-        with self.lock:
-            if self.state == "committing":
-                return False
-            self.state = "cancelled"
-            return True
-
-
-@dataclass
-class _Outcome:
-    """One part, processed: its audit record, where it went, and (to forward) its bytes."""
-
-    part: int
-    record: AuditRecord
-    output: str | None = None
-    digest: str | None = None
-    data: bytes | None = None
-    text: str | None = None  # the failure text when there is no RejectReason (TIMEOUT)
-    retrieve_url: str | None = None  # a forward's: the downstream server's Retrieve URL
-
-    @property
-    def ok(self) -> bool:
-        return self.record.outcome is Outcome.DEIDENTIFIED
-
-
-class _AuditLog:
-    """``audit.jsonl``: one JSON line per part, appended and flushed under a lock."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._handle: Any = None
-
-    def open(self) -> None:
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-
-    def close(self) -> None:
-        with self._lock:
-            if self._handle is not None:
-                self._handle.close()
-                self._handle = None
-
-    def append(self, records: list[dict[str, Any]]) -> None:
-        if not records:
-            return
-        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
-        with self._lock:
-            if self._handle is not None:
-                self._handle.write(text)
-                self._handle.flush()
-
-
 class _Service:
     def __init__(
         self,
@@ -179,7 +111,7 @@ class _Service:
         self.workers = workers
         self.retrieve_base = retrieve_base.rstrip("/") if retrieve_base else None
         self.forward_headers = dict(forward_headers)
-        self.audit = _AuditLog(audit)
+        self.audit = AuditLog(audit)
         self.pool: cf.ThreadPoolExecutor | None = None
         self.client: Any = None
         self._store_lock = threading.Lock()
@@ -252,7 +184,7 @@ class _Service:
         del body
         outcomes = await self._process(parts, request_id, expected_study)
         if self.forward is not None:
-            await self._forward(outcomes)
+            await forward(self.client, self.forward, self.forward_headers, outcomes)
             self._audit_records(outcomes, request_id)
         return self._response(outcomes)
 
@@ -279,11 +211,11 @@ class _Service:
 
     async def _process(
         self, parts: list[Any], request_id: str, expected_study: set[str] | None
-    ) -> list[_Outcome]:
+    ) -> list[PartOutcome]:
         loop = asyncio.get_running_loop()
         assert self.pool is not None
-        outcomes: dict[int, _Outcome] = {}
-        pending: dict[asyncio.Future[_Outcome], tuple[int, _Ticket]] = {}
+        outcomes: dict[int, PartOutcome] = {}
+        pending: dict[asyncio.Future[PartOutcome], tuple[int, Ticket]] = {}
         for number, part in enumerate(parts, start=1):
             media = part.content_type
             if media is not None and not _is_dicom(media):
@@ -295,7 +227,7 @@ class _Service:
             except MultipartError as exc:
                 outcomes[number] = self._failed(number, RejectReason.NOT_DICOM, str(exc))
                 continue
-            ticket = _Ticket()
+            ticket = Ticket()
             future = loop.run_in_executor(
                 self.pool, self._work, number, payload, request_id, expected_study, ticket
             )
@@ -307,14 +239,14 @@ class _Service:
             for future in done:
                 outcome = future.result()
                 outcomes[outcome.part] = outcome
-            timed_out: list[_Outcome] = []
+            timed_out: list[PartOutcome] = []
             for future in late:
                 number, ticket = pending[future]
                 if ticket.cancel():
                     record = self._record(
                         Outcome.FAILED, None, "not finished within the processing timeout"
                     )
-                    outcome = _Outcome(number, record, text="TIMEOUT")
+                    outcome = PartOutcome(number, record, text="TIMEOUT")
                     timed_out.append(outcome)
                 else:  # already committing: let it finish
                     outcome = await future
@@ -329,12 +261,12 @@ class _Service:
         payload: bytes,
         request_id: str,
         expected_study: set[str] | None,
-        ticket: _Ticket,
-    ) -> _Outcome:
+        ticket: Ticket,
+    ) -> PartOutcome:
         """In a pool thread: de-identify one part, then store it (or keep it to forward).
 
         Nothing is written or recorded once the request's deadline has cancelled the part."""
-        timed_out = _Outcome(number, self._record(Outcome.FAILED, None, ""), text="TIMEOUT")
+        timed_out = PartOutcome(number, self._record(Outcome.FAILED, None, ""), text="TIMEOUT")
         if ticket.state == "cancelled":
             return timed_out
         try:
@@ -356,7 +288,7 @@ class _Service:
 
     def _release(
         self, number: int, audit: AuditRecord, data: bytes, expected_study: set[str] | None
-    ) -> _Outcome:
+    ) -> PartOutcome:
         sop_class = audit.sop_class_uid
         if expected_study is not None and audit.study_instance_uid not in expected_study:
             detail = "the Study Instance UID differs from the study of the request"
@@ -367,41 +299,17 @@ class _Service:
             return self._failed(number, RejectReason.MISSING_UID, detail, sop_class)
         digest = hashlib.sha256(data).hexdigest()
         if self.forward is not None:
-            return _Outcome(number, audit, name.as_posix(), digest, data)
+            return PartOutcome(number, audit, name.as_posix(), digest, data)
         assert self.output is not None
         try:
-            stored = self._write(self.output / name, data)
+            stored = write_new(self.output / name, data, self._store_lock)
         except OSError as exc:
             detail = f"cannot write output ({type(exc).__name__})"
             return self._failed(number, RejectReason.WRITE_FAILED, detail, sop_class)
         if not stored:
             detail = "another upload with the same SOP Instance UID was stored with other content"
             return self._failed(number, RejectReason.DUPLICATE_INSTANCE, detail, sop_class)
-        return _Outcome(number, audit, name.as_posix(), digest)
-
-    def _write(self, target: Path, data: bytes) -> bool:
-        """Write ``target`` atomically, never replacing other content under its name: False when
-        a file of that name holds other bytes (the same bytes again are stored: re-uploads of an
-        instance are idempotent)."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.parent / f".deid-{secrets.token_hex(8)}.tmp"
-        try:
-            with open(temp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            try:
-                os.link(temp, target)  # atomic, and refuses an existing name
-            except FileExistsError:
-                return _same_bytes(target, data)
-            except OSError:  # no hard links on this file system: check and rename under a lock
-                with self._store_lock:
-                    if target.exists():
-                        return _same_bytes(target, data)
-                    os.replace(temp, target)
-            return True
-        finally:
-            temp.unlink(missing_ok=True)
+        return PartOutcome(number, audit, name.as_posix(), digest)
 
     def _record(self, outcome: Outcome, reason: RejectReason | None, detail: str) -> AuditRecord:
         return AuditRecord(
@@ -414,7 +322,7 @@ class _Service:
 
     def _failed(
         self, number: int, reason: RejectReason, detail: str, sop_class: str = ""
-    ) -> _Outcome:
+    ) -> PartOutcome:
         outcome = Outcome.FAILED if reason is RejectReason.WRITE_FAILED else Outcome.REJECTED
         record = AuditRecord(
             outcome,
@@ -424,9 +332,9 @@ class _Service:
             policy=self.engine.policy.name,
             key_fingerprint=self.engine.pseudonymizer.fingerprint,
         )
-        return _Outcome(number, record)
+        return PartOutcome(number, record)
 
-    def _audit_records(self, outcomes: list[_Outcome], request_id: str) -> None:
+    def _audit_records(self, outcomes: list[PartOutcome], request_id: str) -> None:
         self.audit.append(
             [
                 o.record.to_dict(input=f"{request_id}/{o.part}", output=o.output)
@@ -437,71 +345,9 @@ class _Service:
 
     # -- forwarding -----------------------------------------------------------------------
 
-    async def _forward(self, outcomes: list[_Outcome]) -> None:
-        """Send the de-identified parts to the downstream server in one STOW-RS request and
-        mark those it did not store as failed."""
-        sending = [o for o in outcomes if o.ok and o.data is not None]
-        if not sending:
-            return
-        boundary = f"deid-{secrets.token_hex(16)}"
-        chunks: list[bytes] = []
-        for o in sending:
-            assert o.data is not None
-            chunks += [
-                f"--{boundary}\r\nContent-Type: {DICOM}\r\n\r\n".encode("ascii"),
-                o.data,
-                b"\r\n",
-            ]
-        chunks.append(f"--{boundary}--\r\n".encode("ascii"))
-        headers = {
-            **self.forward_headers,
-            "Content-Type": f'multipart/related; type="{DICOM}"; boundary={boundary}',
-            "Accept": stow.MEDIA_TYPE,
-        }
-        sent = [o.record.sop_instance_uid or "" for o in sending]
-        try:
-            reply = await self.client.post(
-                f"{self.forward}/studies", content=b"".join(chunks), headers=headers
-            )
-        except Exception as exc:
-            self._forward_failed(sending, f"forward failed ({type(exc).__name__})")
-            return
-        failed: set[int] | None
-        urls: dict[str, str] = {}
-        if reply.status_code == 200:
-            failed = set()
-        elif reply.status_code in (202, 409):
-            failed = stow.failed_parts(_json(reply.content), sent)
-        else:
-            failed = None
-        if reply.status_code in (200, 202):
-            urls = stow.retrieve_urls(_json(reply.content))
-        if failed is None:
-            self._forward_failed(sending, f"forward failed (HTTP {reply.status_code})")
-            return
-        for index, o in enumerate(sending):
-            o.data = None
-            if index in failed:
-                self._forward_failed([o], "the downstream server did not store it")
-            elif o.record.sop_instance_uid in urls:
-                o.retrieve_url = urls[o.record.sop_instance_uid]
-
-    def _forward_failed(self, outcomes: list[_Outcome], detail: str) -> None:
-        for o in outcomes:
-            o.data = None
-            o.record = AuditRecord(
-                Outcome.FAILED,
-                RejectReason.WRITE_FAILED,
-                detail,
-                sop_class_uid=o.record.sop_class_uid,
-                policy=o.record.policy,
-                key_fingerprint=o.record.key_fingerprint,
-            )
-            o.output = o.digest = None
-
     # -- the answer -----------------------------------------------------------------------
 
-    def _response(self, outcomes: list[_Outcome]) -> tuple[Response, str]:
+    def _response(self, outcomes: list[PartOutcome]) -> tuple[Response, str]:
         stored: list[stow.Stored] = []
         failed: list[stow.Failed] = []
         for o in outcomes:
@@ -524,7 +370,7 @@ class _Service:
         response = Response(body, status_code=status, media_type=stow.MEDIA_TYPE)
         return response, f" parts={len(outcomes)} stored={len(stored)} failed={len(failed)}"
 
-    def _url(self, o: _Outcome) -> str | None:
+    def _url(self, o: PartOutcome) -> str | None:
         if self.forward is not None:
             return o.retrieve_url  # from the downstream's answer, where it gave one
         if self.retrieve_base is None:
@@ -534,20 +380,6 @@ class _Service:
             f"{self.retrieve_base}/studies/{r.study_instance_uid}/series/"
             f"{r.series_instance_uid}/instances/{r.sop_instance_uid}"
         )
-
-
-def _same_bytes(path: Path, data: bytes) -> bool:
-    try:
-        return path.read_bytes() == data
-    except OSError:
-        return False
-
-
-def _json(content: bytes) -> Any:
-    try:
-        return json.loads(content)
-    except ValueError:
-        return None
 
 
 def _is_dicom(media: str) -> bool:

@@ -134,8 +134,11 @@ def failed_parts(body: Any, sent: list[str]) -> set[int] | None:
     if not isinstance(seq, dict):
         return None
     index = {uid: n for n, uid in enumerate(sent)}
+    values = seq.get("Value", [])
+    if not isinstance(values, list):
+        return None
     failed: set[int] = set()
-    for item in seq.get("Value", []):
+    for item in values:
         found = _failed_index(item, index, len(sent))
         if found is None:
             return None
