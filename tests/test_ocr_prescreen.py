@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -13,18 +10,6 @@ import pytest
 pytest.importorskip("cv2", reason="the pre-screen needs OpenCV (the ocr extra)")
 
 from deid.ocr.prescreen import TextPrescreen
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-@pytest.fixture(scope="module")
-def textimages() -> ModuleType:
-    pytest.importorskip("PIL", reason="the text image generator needs Pillow (dev extra)")
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module("textimages")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
 
 
 @pytest.fixture(scope="module")

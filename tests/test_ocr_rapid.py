@@ -3,10 +3,7 @@ generated images (skipped where the ocr extra or the models are not installed)."
 
 from __future__ import annotations
 
-import importlib
-import sys
 import threading
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -16,7 +13,6 @@ import pytest
 from deid.ocr import OcrEngine, TextBox, get_engine
 from deid.ocr.rapid import RapidOcr
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 COVERED = 0.95  # a line is found when this share of its ink is inside the boxes
 
 needs_models = pytest.mark.skipif(
@@ -24,16 +20,6 @@ needs_models = pytest.mark.skipif(
     reason="RapidOcr needs the ocr extra and the models: pip install 'deid-dicom[ocr]' && "
     "pip install --no-deps rapidocr-onnxruntime==1.4.4",
 )
-
-
-@pytest.fixture(scope="module")
-def textimages() -> ModuleType:
-    pytest.importorskip("PIL", reason="the text image generator needs Pillow (dev extra)")
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module("textimages")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
 
 
 @pytest.fixture(scope="module")

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from io import BytesIO
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 from pydicom import dcmread
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-@pytest.fixture(scope="module")
-def textimages() -> ModuleType:
-    pytest.importorskip("PIL", reason="the text image generator needs Pillow (dev extra)")
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module("textimages")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
 
 
 @pytest.mark.parametrize(

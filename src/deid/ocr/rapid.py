@@ -42,7 +42,6 @@ share the machine).
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,6 +50,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from deid.errors import MissingDependencyError
+from deid.ocr._packages import has_module, model_dir
 from deid.ocr.base import TextBox
 
 if TYPE_CHECKING:
@@ -80,24 +80,11 @@ _REC_BATCH = 8
 def _model_dir() -> Path | None:
     """The ``models`` folder of the installed ``rapidocr_onnxruntime`` wheel, without importing
     the package (its imports need GUI OpenCV, yaml, shapely, ...)."""
-    try:
-        spec = importlib.util.find_spec(MODEL_PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        folder = Path(location) / "models"
-        if (folder / DETECTOR_FILE).is_file() and (folder / RECOGNIZER_FILE).is_file():
-            return folder
-    return None
+    return model_dir(MODEL_PACKAGE, DETECTOR_FILE, RECOGNIZER_FILE)
 
 
 def _has_module(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
+    return has_module(name)
 
 
 class RapidOcr:
