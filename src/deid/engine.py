@@ -32,7 +32,13 @@ from deid.codes import ActionCode, Outcome, PixelText, ProfileOption, RejectReas
 from deid.derived import reference_date
 from deid.descriptors import Scrubber
 from deid.encoding import encode_with_last
-from deid.errors import DeidError, MissingDependencyError, PolicyError, RejectedError
+from deid.errors import (
+    DeidError,
+    MissingDependencyError,
+    PolicyError,
+    RejectedError,
+    is_panic,
+)
 from deid.identifiers import Category, Identifiers, collect
 from deid.keys import Pseudonymizer
 from deid.limits import Limits
@@ -42,6 +48,7 @@ from deid.ocr.registry import get_engine
 from deid.plan import Plan, build_plan
 from deid.plancache import PlanCache
 from deid.policy import Policy, load_policy
+from deid.quiet import unquoted_call
 from deid.tags import stored
 from deid.values import get_value
 from deid.verify import verify
@@ -135,6 +142,7 @@ class Deidentifier:
 
     # -- public API -------------------------------------------------------------------
 
+    @unquoted_call
     def plan(self, ds: Dataset) -> Plan:
         """The plan for ``ds`` (nothing is changed; the pixel gate is not applied)."""
         gates.check_structure(ds)
@@ -194,6 +202,7 @@ class Deidentifier:
 
     # -- the pipeline -----------------------------------------------------------------
 
+    @unquoted_call
     def _run(self, ds: Dataset) -> DeidResult:
         stage = "gate"
         try:
@@ -248,6 +257,10 @@ class Deidentifier:
         except DeidError:
             raise
         except Exception as exc:
+            raise _rejection(stage, exc) from None
+        except BaseException as exc:  # a Rust extension's panic is not an Exception
+            if not is_panic(exc):
+                raise
             raise _rejection(stage, exc) from None
         return DeidResult(ds, data, plan, audit)
 
@@ -319,7 +332,7 @@ def _guard(stage: str, func: Callable[[], _T]) -> _T:
         raise _rejection(stage, exc) from None
 
 
-def _rejection(stage: str, exc: Exception) -> RejectedError:
+def _rejection(stage: str, exc: BaseException) -> RejectedError:
     """Any other error: the object is not released, and the message names no value."""
     logger.debug("stage %s failed: %s", stage, type(exc).__name__)
     return RejectedError(RejectReason.INVALID_DATASET, f"{stage} failed ({type(exc).__name__})")
@@ -361,6 +374,7 @@ def _pixel_value(ds: Dataset) -> bytes | None:
     return None
 
 
+@unquoted_call
 def read_dataset(data: bytes) -> Dataset:
     """Parse bytes into a data set, classifying failures as rejections (no values named)."""
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -381,7 +395,14 @@ def read_dataset(data: bytes) -> Dataset:
         raise RejectedError(
             RejectReason.INVALID_DATASET, f"unreadable ({type(exc).__name__})"
         ) from None
-    _check_complete(ds, raw)
+    try:
+        _check_complete(ds, raw)
+    except DeidError:
+        raise
+    except Exception as exc:  # an element pydicom cannot convert (a stray delimiter tag, ...)
+        raise RejectedError(
+            RejectReason.INVALID_DATASET, f"unreadable ({type(exc).__name__})"
+        ) from None
     return ds
 
 

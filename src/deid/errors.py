@@ -70,6 +70,12 @@ class PixelError(DeidError):
     """Pixel data cannot be decoded, blanked or re-encoded."""
 
 
+def is_panic(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Rust extension's panic (pyo3's ``PanicException``, which derives
+    from ``BaseException``, not ``Exception``: a decoder fed hostile bytes may raise it)."""
+    return type(exc).__name__ == "PanicException"
+
+
 class MissingDependencyError(DeidError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 

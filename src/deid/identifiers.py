@@ -21,6 +21,8 @@ from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
+from deid.codes import RejectReason
+from deid.errors import RejectedError
 from deid.names import (
     ASCII_NOT_ALNUM,
     MIN_LENGTH,
@@ -29,7 +31,7 @@ from deid.names import (
     name_forms,
     name_parts,
 )
-from deid.rawitems import as_if_converted, sequence_items
+from deid.rawitems import MAX_DEPTH, NestingTooDeepError, as_if_converted, sequence_items
 from deid.tags import element_keyword, format_tag, held_vr, keyword_of
 from deid.values import fast_reading, is_canonical, level_codec, peek, raw_vr, read_values
 
@@ -247,6 +249,8 @@ class _Collector:
                         self._visit_values(vr, element_keyword(tag), tag, values, in_code_sequence)
                         continue
                 elem = peek(ds, tag)
+            except RejectedError:
+                raise
             except Exception:  # pydicom raises on malformed values: skip them
                 continue
             try:
@@ -262,8 +266,13 @@ class _Collector:
         (:func:`deid.rawitems.as_if_converted`)."""
         visits: list[tuple[str, str, int, list[str], bool]] = []
         nested = element_keyword(raw.tag) in _CODE_VALUE_SEQUENCES
-        if codec is None or not _raw_visits(raw, codec, nested, visits):
-            return False
+        try:
+            if codec is None or not _raw_visits(raw, codec, nested, visits):
+                return False
+        except NestingTooDeepError:
+            raise RejectedError(
+                RejectReason.SIZE_LIMIT, f"sequences nested more than {MAX_DEPTH} deep"
+            ) from None
         try:
             as_if_converted(ds)
         except Exception:  # pydicom's conversion fails the same way: its path skips it
@@ -393,10 +402,13 @@ def _raw_visits(
     codec: str,
     in_code_sequence: bool,
     out: list[tuple[str, str, int, list[str], bool]],
+    depth: int = 0,
 ) -> bool:
     """Append what :meth:`_Collector.walk` would visit in a raw sequence's items (items
     inherit the codec: :func:`deid.rawitems.sequence_items` refuses a character set in
     them); False when an element of interest is not a canonical text value."""
+    if depth > MAX_DEPTH:
+        raise NestingTooDeepError
     items = sequence_items(raw)
     if items is None:
         return False
@@ -411,7 +423,7 @@ def _raw_visits(
                 continue
             if held.VR == "SQ":
                 nested = element_keyword(tag) in _CODE_VALUE_SEQUENCES
-                if not _raw_visits(held, codec, nested, out):
+                if not _raw_visits(held, codec, nested, out, depth + 1):
                     return False
                 continue
             vr = raw_vr(held)

@@ -29,7 +29,8 @@ from pydicom.tag import BaseTag
 from deid.tags import stored
 from deid.values import fast_reading
 
-__all__ = ["as_if_converted", "convert_sequence", "sequence_items"]
+__all__ = ["MAX_DEPTH", "NestingTooDeepError", "as_if_converted", "convert_sequence"]
+__all__ += ["sequence_items"]
 
 RawItem = dict[BaseTag, RawDataElement]
 
@@ -45,6 +46,9 @@ _LONG_VRS = frozenset(
     {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 )
 _UNDEFINED = 0xFFFFFFFF
+#: Sequences are read here at most this deep; deeper raises :class:`NestingTooDeepError` (a
+#: 10,000-deep nest, read again level by level, took a minute: found by fuzzing).
+MAX_DEPTH = 64
 _ITEM = 0xFFFEE000
 _ITEM_END = 0xFFFEE00D
 _SEQUENCE_END = 0xFFFEE0DD
@@ -52,6 +56,10 @@ _CHARSET = 0x00080005
 _TAG_LENGTH = struct.Struct("<HHL")
 _SHORT = struct.Struct("<HH2sH")
 _LENGTH = struct.Struct("<L")
+
+
+class NestingTooDeepError(Exception):
+    """Sequences are nested deeper than :data:`MAX_DEPTH`."""
 
 
 class _UnsupportedError(Exception):
@@ -177,8 +185,12 @@ def _parse(raw: RawDataElement, *, strict: bool) -> list[_Item] | None:
     return items if end == len(data) else None
 
 
-def _items(data: bytes, pos: int, end: int | None, strict: bool) -> tuple[list[_Item], int]:
+def _items(
+    data: bytes, pos: int, end: int | None, strict: bool, depth: int = 0
+) -> tuple[list[_Item], int]:
     """Items from ``pos`` to ``end`` (``None``: up to a sequence delimiter, consumed)."""
+    if depth > MAX_DEPTH:
+        raise NestingTooDeepError
     items: list[_Item] = []
     while end is None or pos < end:
         group, element, length = _TAG_LENGTH.unpack_from(data, pos)
@@ -192,12 +204,12 @@ def _items(data: bytes, pos: int, end: int | None, strict: bool) -> tuple[list[_
         if tag != _ITEM:
             raise _UnsupportedError
         if length == _UNDEFINED:
-            elements, pos = _elements(data, pos, None, strict)
+            elements, pos = _elements(data, pos, None, strict, depth)
         else:
             stop = pos + length
             if stop > len(data) or (end is not None and stop > end):
                 raise _UnsupportedError
-            elements, pos = _elements(data, pos, stop, strict)
+            elements, pos = _elements(data, pos, stop, strict, depth)
         if strict and not elements:
             raise _UnsupportedError  # pydicom may read an empty item as implicit VR
         items.append(_Item(start, length == _UNDEFINED, elements))
@@ -206,7 +218,9 @@ def _items(data: bytes, pos: int, end: int | None, strict: bool) -> tuple[list[_
     return items, pos
 
 
-def _elements(data: bytes, pos: int, end: int | None, strict: bool) -> tuple[RawItem, int]:
+def _elements(
+    data: bytes, pos: int, end: int | None, strict: bool, depth: int
+) -> tuple[RawItem, int]:
     """The elements of one item from ``pos`` to ``end`` (``None``: up to an item delimiter)."""
     item: RawItem = {}
     size = len(data)
@@ -228,7 +242,7 @@ def _elements(data: bytes, pos: int, end: int | None, strict: bool) -> tuple[Raw
         if length == _UNDEFINED:
             if vr != b"SQ" or strict:
                 raise _UnsupportedError
-            _, stop = _items(data, start, None, strict)
+            _, stop = _items(data, start, None, strict, depth + 1)
             value = data[start : stop - 8]
         else:
             stop = start + length

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydicom.uid import UID
 
-from deid.errors import MissingDependencyError, PixelError
+from deid.errors import MissingDependencyError, PixelError, is_panic
 from deid.pixels.frames import PixelLayout, decoder_for, read_layout
 
 if TYPE_CHECKING:
@@ -358,7 +358,9 @@ def _encode_frame(
                 **target.options,
             )
         )
-    except Exception as exc:
+    except BaseException as exc:  # Exception, or a Rust encoder's panic
+        if not isinstance(exc, Exception) and not is_panic(exc):
+            raise
         raise PixelError(f"a frame cannot be encoded as {UID(target.syntax).name}") from exc
 
 

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydicom.uid import UID
 
-from deid.errors import MissingDependencyError, PixelError
+from deid.codes import RejectReason
+from deid.errors import MissingDependencyError, PixelError, RejectedError, is_panic
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,6 +54,10 @@ _PHOTOMETRIC = frozenset(
     }
 )
 _IMPLICIT_LE = "1.2.840.10008.1.2"
+#: The most samples one encapsulated frame may claim (a 16384 x 16384 frame). Decoders allocate
+#: the whole frame from Rows x Columns x Samples per Pixel before reading the codestream, so a
+#: 1 KiB object claiming 65535 x 65535 would otherwise allocate gigabytes (found by fuzzing).
+MAX_FRAME_SAMPLES = 1 << 28
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _EXPLICIT_BE = "1.2.840.10008.1.2.2"
 
@@ -299,12 +304,20 @@ def decode_encapsulated(
     """Decode one encapsulated frame of ``ds`` with ``decoder``."""
     from pydicom.pixels.utils import as_pixel_options
 
+    samples = layout.rows * layout.columns * layout.samples_per_pixel
+    if samples > MAX_FRAME_SAMPLES:
+        raise RejectedError(
+            RejectReason.SIZE_LIMIT,
+            f"a frame of {samples} pixel samples (limit {MAX_FRAME_SAMPLES} per decoded frame)",
+        )
     try:
         options = as_pixel_options(ds)
         array, _ = decoder.as_array(ds, index=index, raw=True, **options)
     except MissingDependencyError:
         raise
-    except Exception as exc:
+    except BaseException as exc:  # Exception, or a Rust decoder's panic
+        if not isinstance(exc, Exception) and not is_panic(exc):
+            raise
         name = UID(layout.transfer_syntax).name
         raise PixelError(f"frame {index} cannot be decoded from {name}") from exc
     return _checked(array, layout, index)

@@ -1,0 +1,86 @@
+"""Keep pydicom from quoting the values deid works on, in deid's own threads only.
+
+pydicom validates values as it converts them; in its default ``WARN`` mode an invalid value is
+reported by a warning *and* a ``pydicom`` log line that quote it ("Invalid value for VR TM:
+'...'"), which would carry a birth date or an ID out of a library call (DESIGN §1.9). The CLI
+silences pydicom for the whole process; a library cannot, because other threads and the
+caller's own use of pydicom keep pydicom's settings.
+
+So :func:`unquoted` marks the current thread as working inside deid, and pydicom's
+``config.settings`` reads its validation modes as ``IGNORE`` in such a thread where the caller's
+setting is ``WARN``. Every other thread, and the caller's code outside deid, sees its own
+settings unchanged; ``RAISE`` is kept (an invalid value then rejects the object). The settings
+object gets a subclass of its class once (behaviour-preserving outside deid's calls); nothing
+is ever set or restored around a call, so concurrent calls cannot undo each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from typing import ParamSpec, TypeVar
+
+from pydicom import config
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_inside = threading.local()
+_lock = threading.Lock()
+
+
+def _quiet(mode: int) -> int:
+    depth: int = getattr(_inside, "depth", 0)
+    return config.IGNORE if mode == config.WARN and depth else mode
+
+
+class _Settings(config.Settings):
+    """pydicom's settings, read as IGNORE instead of WARN in threads inside a deid call."""
+
+    @property
+    def reading_validation_mode(self) -> int:
+        return _quiet(super().reading_validation_mode)
+
+    @reading_validation_mode.setter
+    def reading_validation_mode(self, value: int) -> None:
+        self._reading_validation_mode = value  # what pydicom's own setter does
+
+    @property
+    def writing_validation_mode(self) -> int:
+        return _quiet(super().writing_validation_mode)
+
+    @writing_validation_mode.setter
+    def writing_validation_mode(self, value: int) -> None:
+        self._writing_validation_mode = value
+
+
+def _install() -> None:
+    settings = config.settings
+    if isinstance(settings, _Settings):
+        return
+    with _lock:
+        if type(config.settings) is config.Settings:
+            config.settings.__class__ = _Settings
+
+
+@contextlib.contextmanager
+def unquoted() -> Iterator[None]:
+    """Run the body with pydicom's value warnings off in this thread (nestable)."""
+    _install()
+    _inside.depth = getattr(_inside, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _inside.depth -= 1
+
+
+def unquoted_call(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Decorate ``func`` to run inside :func:`unquoted`."""
+
+    @functools.wraps(func)
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with unquoted():
+            return func(*args, **kwargs)
+
+    return call
