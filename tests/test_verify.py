@@ -304,3 +304,29 @@ def test_unknown_text_elements_are_searched_for_short_identifiers(identifiers: I
     ds.add_new(0x0018FFF2, "UN", b"\x01LEE\x02\x00")  # binary: left to the raw search
     ds, data = written(ds)
     assert find_residual(ds, data, identifiers) == ("(0018,FFF0): name_part",)
+
+
+def test_a_cs_value_that_swallowed_the_next_elements_is_searched() -> None:
+    """A wrong length on a kept CS element (fuzz finding) made its value carry the Content
+    Sequence after it, with the patient's name inside: CS values are left out of the search
+    only when they are well-formed Code Strings."""
+    import struct
+
+    from deid import Deidentifier, ResidualPhiError
+    from deid.verify import plain_cs
+    from tests.conftest import KEY
+    from tests.factories import item, make_dataset, sequence_of, to_bytes
+
+    ds = make_dataset(ContinuityOfContent="SEPARATE")
+    ds.ContentSequence = sequence_of(item(TextValue="Seen with DOE JOHNATHAN today"))
+    data = bytearray(to_bytes(ds))
+    header = b"\x40\x00\x50\xa0CS"
+    at = data.index(header)
+    swallow = len(data) - (at + 8)  # the value now runs to the end: the sequence is inside it
+    data[at + 6 : at + 8] = struct.pack("<H", swallow)
+    with pytest.raises(ResidualPhiError) as info:
+        Deidentifier("upload", KEY).deidentify_bytes(bytes(data))
+    assert "(0040,A050)" in str(info.value)
+    assert "DOE" not in str(info.value)
+    assert plain_cs(b"ORIGINAL\\PRIMARY\\AXIAL") and plain_cs(b"YES ")
+    assert not plain_cs(b"DOE^JOHN") and not plain_cs(b"ABCDEFGHIJKLMNOPQ")

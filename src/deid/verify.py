@@ -125,9 +125,11 @@ def find_residual(
         The caller knows that ``encoded`` ends with ``pixel_value`` (it wrote it last): the
         bytes are not compared again.
 
-    Coded strings (VR CS: defined terms such as Image Type) are not searched: a patient whose
-    name is a defined term would otherwise reject every image. A raw-byte hit is attributed to
-    the element whose value holds it; hits in ignored or CS elements are dropped.
+    Coded strings (VR CS: defined terms such as Image Type) are not searched when they are
+    well-formed (:func:`plain_cs`): a patient whose name is a defined term would otherwise
+    reject every image. A CS value that is not a Code String is searched like text. A raw-byte
+    hit is attributed to the element whose value holds it; hits in ignored elements and
+    well-formed CS values are dropped.
 
     Returns
     -------
@@ -210,8 +212,9 @@ def _attribute(
         if not inside:
             out.append(f"raw bytes @offset {offset}: {category}")
             continue
-        _, _, location, vr = max(inside, key=lambda s: s[0])
-        if vr == "CS" or _ignored(location, ignore) or _exempt(category, vr, exempt):
+        start, end, location, vr = max(inside, key=lambda s: s[0])
+        coded = vr == "CS" and plain_cs(encoded[start:end])
+        if coded or _ignored(location, ignore) or _exempt(category, vr, exempt):
             continue
         out.append(f"raw bytes @offset {offset} in {location}: {category}")
     return sorted(set(out))
@@ -322,7 +325,7 @@ def _gather(
         if skipped and tag in skipped:
             continue
         vr = held_vr(held, tag)
-        if vr in _NOT_SEARCHED:
+        if vr in _NOT_SEARCHED and (vr != "CS" or _plain_held_cs(held)):
             continue
         if vr == "UN":
             text = _textual(held.value if held is not None else None)
@@ -365,6 +368,31 @@ def _gather(
 
 
 _NOT_SEARCHED = frozenset({"CS"} | _NO_TEXT_VRS - {"SQ", "UN"})
+_CS_VALUE = re.compile(rb"[A-Z0-9 _]{0,16}")
+
+
+def plain_cs(value: bytes) -> bool:
+    """Whether ``value`` is a well-formed Code String: upper-case letters, digits, space and
+    underscore, at most 16 of them per value (PS3.5 6.2). Only such values are left out of the
+    search; anything else in a CS element (a wrong length that swallowed the next elements, a
+    name typed into a coded field) is searched like text."""
+    body = value.rstrip(b" \x00")
+    return all(_CS_VALUE.fullmatch(part.strip(b" ")) for part in body.split(b"\\"))
+
+
+def _plain_held_cs(held: object) -> bool:
+    value = getattr(held, "value", None)
+    if value is None:
+        return True
+    if isinstance(value, bytes | bytearray):
+        return plain_cs(bytes(value))
+    parts = [value] if isinstance(value, str) else [str(v) for v in value]
+    try:
+        return plain_cs("\\".join(parts).encode("ascii"))
+    except UnicodeEncodeError:
+        return False
+
+
 _MAX_PLAIN = 0x3000  # a 2-byte length's high byte stays below "0"
 _NOT_PLAIN = re.compile(rb"[^ -\[\]-~]")  # a byte that is not printable ASCII, or a backslash
 _MAX_UN_TEXT = 4096
