@@ -79,7 +79,7 @@ load: $(STAMP_DEV)
 	$(BIN)/python benchmarks/load_serve.py
 
 fuzz: $(STAMP_DEV)
-	$(BIN)/python benchmarks/fuzz.py --cases 100000 --workers 2
+	$(BIN)/python benchmarks/fuzz.py --cases 100000 --workers 2 --seed 20260601 --json fuzz.json
 
 bench-pixels: $(STAMP_DEV) $(EASYOCR_LINK)
 	$(BIN)/python benchmarks/bench_pixels.py
