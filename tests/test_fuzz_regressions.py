@@ -17,6 +17,7 @@ from pydicom import config as pydicom_config
 from pydicom.uid import RLELossless
 
 from deid import Deidentifier, RejectedError, RejectReason
+from deid.engine import MAX_OPEN_ITEMS
 from deid.ocr.static import StaticOcr
 from deid.pixels.frames import MAX_FRAME_SAMPLES
 from deid.rawitems import MAX_DEPTH
@@ -108,6 +109,11 @@ def test_an_encapsulated_frame_claiming_gigapixels_is_refused_before_decoding() 
     )
 
 
+OPEN_ITEMS_DETAIL = (
+    f"over {MAX_OPEN_ITEMS} items of undefined length nested (limit {MAX_OPEN_ITEMS})"
+)
+
+
 def _deep(depth: int, *, defined_outside: bool) -> bytes:
     """A CT object whose Referenced Series Sequence nests ``depth`` sequences of undefined
     length; ``defined_outside``: the outermost one has a defined length (pydicom then leaves
@@ -128,19 +134,50 @@ def _deep(depth: int, *, defined_outside: bool) -> bytes:
 def test_sequences_nested_thousands_deep_are_refused_quickly(depth: int) -> None:
     # The fuzzer's case (10,000 levels inside a defined-length sequence) took 52 s: every level
     # was read again from its bytes, each read going 10,000 levels down.
+    # Now refused before pydicom reads anything: the items of undefined length are counted
+    # on the bytes (deid.engine.MAX_OPEN_ITEMS); the identifier walk's own bound stays as a
+    # second line for nests of defined-length items.
     started = time.perf_counter()
     error = rejection(_deep(depth, defined_outside=True))
     assert time.perf_counter() - started < 5
     assert error.reason is RejectReason.SIZE_LIMIT
-    assert error.detail == f"sequences nested more than {MAX_DEPTH} deep"
+    assert error.detail == OPEN_ITEMS_DETAIL
 
 
-def test_a_deep_nest_pydicom_reads_itself_is_rejected_quickly() -> None:
+def test_a_deep_nest_pydicom_would_read_itself_is_refused_before_it_does() -> None:
+    # pydicom's reader recurses into each item of undefined length and scans for its
+    # delimiter: the fuzzer's case (implicit VR, a deep nest) took 11 s in dcmread alone.
     started = time.perf_counter()
     error = rejection(_deep(10_000, defined_outside=False))
-    assert time.perf_counter() - started < 5
-    assert error.reason is RejectReason.INVALID_DATASET
-    assert error.detail == "unreadable (RecursionError)"
+    assert time.perf_counter() - started < 1
+    assert error.reason is RejectReason.SIZE_LIMIT
+    assert error.detail == OPEN_ITEMS_DETAIL
+
+
+def test_items_of_undefined_length_up_to_the_bound_are_read() -> None:
+    # 64 open items are read; the object is then refused by the call's own depth limit (32)
+    error = rejection(_deep(MAX_OPEN_ITEMS, defined_outside=False))
+    assert error.detail == f"sequences nested {MAX_OPEN_ITEMS - 1} deep (limit 32)"
+    error = rejection(_deep(MAX_OPEN_ITEMS + 1, defined_outside=False))
+    assert error.detail == OPEN_ITEMS_DETAIL
+
+
+def test_an_item_holding_an_item_tag_is_refused_before_pydicom_writes_it() -> None:
+    # pydicom's writer failed deep inside and wrapped the error with the whole traceback at
+    # every level (quadratic): the fuzzer's case took over 30 s. deid walks the sequence first.
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from deid.encoding import check_writable
+
+    inner = Dataset()
+    inner.add_new(0xFFFEE000, "UN", b"")
+    outer = Dataset()
+    outer.ReferencedSeriesSequence = Sequence([inner])
+    with pytest.raises(RejectedError) as info:
+        check_writable(Sequence([outer]))
+    assert info.value.reason is RejectReason.INVALID_DATASET
+    assert info.value.detail == "an item holds an item or delimiter tag"
 
 
 def test_pydicom_does_not_quote_an_invalid_value_during_a_call(

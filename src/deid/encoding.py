@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Iterable
 from typing import Any
 
 from pydicom.charset import convert_encodings
@@ -27,6 +28,8 @@ from pydicom.filewriter import (
 from pydicom.multival import MultiValue
 from pydicom.uid import UID, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
+from deid.codes import RejectReason
+from deid.errors import RejectedError
 from deid.values import CODECS, TEXT_VRS, encode_values, fast_reading
 
 #: Explicit VRs with a 4-byte length field (PS3.5 Table 7.1-1).
@@ -96,12 +99,48 @@ def _elements(ds: Dataset, implicit: bool) -> list[Any]:
             out.extend(chunks)
             continue
         decoded: DataElement | RawDataElement = ds[tag]
+        if decoded.VR == "SQ":
+            check_writable(decoded.value)
         if decoded.VR and " or " in decoded.VR:  # built in code (e.g. "OB or OW"): settle it
             decoded = correct_ambiguous_vr_element(decoded, ds, True)
         write_data_element(writer, decoded, encodings)
     if writer.tell():
         out.append(writer.getvalue())
     return out
+
+
+#: Sequence levels deid lets pydicom write (its writer recurses, and wraps an error with the
+#: whole traceback at every level: time and memory grow with the square of the depth).
+MAX_WRITE_DEPTH = 64
+
+
+def check_writable(items: object) -> None:
+    """Walk a sequence pydicom is about to write, level by level without recursion, and refuse
+    what its recursive writer would fail on deep inside: items holding item or delimiter tags
+    as elements (INVALID_DATASET) and nesting over :data:`MAX_WRITE_DEPTH` (SIZE_LIMIT)."""
+    stack: list[tuple[Dataset, int]] = [(item, 1) for item in _items_of(items)]
+    while stack:
+        level, depth = stack.pop()
+        for tag in list(level.keys()):
+            if tag >> 16 == 0xFFFE:
+                raise RejectedError(
+                    RejectReason.INVALID_DATASET, "an item holds an item or delimiter tag"
+                )
+            held = level.get_item(tag, keep_deferred=True)
+            if held is None or held.VR != "SQ":
+                continue
+            if depth >= MAX_WRITE_DEPTH:
+                raise RejectedError(
+                    RejectReason.SIZE_LIMIT,
+                    f"sequences nested over {MAX_WRITE_DEPTH} deep (limit {MAX_WRITE_DEPTH})",
+                )
+            stack.extend((item, depth + 1) for item in _items_of(level[tag].value))
+
+
+def _items_of(value: object) -> list[Dataset]:
+    if isinstance(value, Iterable) and not isinstance(value, str | bytes):
+        return [item for item in value if isinstance(item, Dataset)]
+    return []
 
 
 def _file_meta_bytes(meta: FileMetaDataset) -> bytes | None:

@@ -382,6 +382,7 @@ def read_dataset(data: bytes) -> Dataset:
     raw = bytes(data)
     if len(raw) < 8:
         raise RejectedError(RejectReason.NOT_DICOM, "fewer than 8 bytes")
+    _check_open_items(raw)
     ds: Dataset
     try:
         ds = dcmread(io.BytesIO(raw))
@@ -404,6 +405,44 @@ def read_dataset(data: bytes) -> Dataset:
             RejectReason.INVALID_DATASET, f"unreadable ({type(exc).__name__})"
         ) from None
     return ds
+
+
+#: Items of undefined length open at once that deid lets pydicom read: its reader recurses into
+#: them and scans for each one's delimiter, so a deep nest costs time with the square of its
+#: depth before anything else can look at it.
+MAX_OPEN_ITEMS = 64
+_ITEM_OPEN = b"\xfe\xff\x00\xe0\xff\xff\xff\xff"
+_ITEM_CLOSE = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+
+
+def _check_open_items(raw: bytes) -> None:
+    """Refuse (SIZE_LIMIT) a header with more than :data:`MAX_OPEN_ITEMS` undefined-length
+    items open at once, counted on the bytes before pydicom reads them (up to the Pixel Data
+    tag, little endian; encapsulated fragments have defined lengths and do not count)."""
+    end = raw.find(_PIXEL_DATA_TAG)
+    header = raw if end < 0 else raw[:end]
+    if header.count(_ITEM_OPEN) <= MAX_OPEN_ITEMS:
+        return
+    events = [(at, 1) for at in _positions(header, _ITEM_OPEN)]
+    events += [(at, -1) for at in _positions(header, _ITEM_CLOSE)]
+    depth = 0
+    for _, step in sorted(events):
+        depth = max(depth + step, 0)
+        if depth > MAX_OPEN_ITEMS:
+            raise RejectedError(
+                RejectReason.SIZE_LIMIT,
+                f"over {MAX_OPEN_ITEMS} items of undefined length nested (limit {MAX_OPEN_ITEMS})",
+            )
+
+
+def _positions(data: bytes, pattern: bytes) -> list[int]:
+    found = []
+    at = data.find(pattern)
+    while at >= 0:
+        found.append(at)
+        at = data.find(pattern, at + 1)
+    return found
 
 
 def _read_forced(raw: bytes) -> Dataset:
