@@ -198,3 +198,22 @@ def test_pydicom_does_not_quote_an_invalid_value_during_a_call(
     said = [str(w.message) for w in caught] + [r.getMessage() for r in caplog.records]
     assert [s for s in said if PATIENT_ID in s] == []
     assert pydicom_config.settings.reading_validation_mode == pydicom_config.WARN
+
+
+def test_an_unknown_vr_deep_in_a_sequence_is_refused_before_pydicom_writes_it() -> None:
+    # A bit flip turned SQ into "SU" fourteen levels down: pydicom's writer failed there and
+    # each level wrapped the message and traceback of the level below (more than 5 s).
+    from pydicom.dataelem import RawDataElement
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from deid.encoding import check_writable
+
+    inner = Dataset()
+    inner[0x00081115] = RawDataElement(0x00081115, "SU", 4, b"\x00\x00\x00\x00", 0, False, True)
+    outer = Dataset()
+    outer.ReferencedSeriesSequence = Sequence([inner])
+    with pytest.raises(RejectedError) as info:
+        check_writable(Sequence([outer]))
+    assert info.value.reason is RejectReason.INVALID_DATASET
+    assert info.value.detail == "an element of an unknown VR inside a sequence"

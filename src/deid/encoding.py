@@ -27,6 +27,7 @@ from pydicom.filewriter import (
 )
 from pydicom.multival import MultiValue
 from pydicom.uid import UID, ExplicitVRBigEndian, ImplicitVRLittleEndian
+from pydicom.valuerep import VR
 
 from deid.codes import RejectReason
 from deid.errors import RejectedError
@@ -112,12 +113,15 @@ def _elements(ds: Dataset, implicit: bool) -> list[Any]:
 #: Sequence levels deid lets pydicom write (its writer recurses, and wraps an error with the
 #: whole traceback at every level: time and memory grow with the square of the depth).
 MAX_WRITE_DEPTH = 64
+_KNOWN_VRS = frozenset(str(vr.value) for vr in VR)
 
 
 def check_writable(items: object) -> None:
     """Walk a sequence pydicom is about to write, level by level without recursion, and refuse
-    what its recursive writer would fail on deep inside: items holding item or delimiter tags
-    as elements (INVALID_DATASET) and nesting over :data:`MAX_WRITE_DEPTH` (SIZE_LIMIT)."""
+    what its recursive writer would fail on deep inside (where each level wraps the error in
+    the whole traceback so far: time and memory explode): items holding item or delimiter
+    tags as elements and elements of an unknown VR (INVALID_DATASET), and nesting over
+    :data:`MAX_WRITE_DEPTH` (SIZE_LIMIT)."""
     stack: list[tuple[Dataset, int]] = [(item, 1) for item in _items_of(items)]
     while stack:
         level, depth = stack.pop()
@@ -127,7 +131,12 @@ def check_writable(items: object) -> None:
                     RejectReason.INVALID_DATASET, "an item holds an item or delimiter tag"
                 )
             held = level.get_item(tag, keep_deferred=True)
-            if held is None or held.VR != "SQ":
+            vr: str | None = getattr(held, "VR", None)  # None: implicit VR, settled on reading
+            if vr is not None and vr not in _KNOWN_VRS:
+                raise RejectedError(
+                    RejectReason.INVALID_DATASET, "an element of an unknown VR inside a sequence"
+                )
+            if vr != "SQ":
                 continue
             if depth >= MAX_WRITE_DEPTH:
                 raise RejectedError(
