@@ -24,6 +24,20 @@ STUDY_UID = "1.2.826.0.1.3680043.8.498.1001"
 SERIES_UID = "1.2.826.0.1.3680043.8.498.1002"
 SOP_UID = "1.2.826.0.1.3680043.8.498.1003"
 FOR_UID = "1.2.826.0.1.3680043.8.498.1004"
+#: Every planted value, and the parts of the name: none may appear in anything deid emits.
+PLANTED = (
+    PATIENT_NAME,
+    *PATIENT_NAME.split("^")[:2],
+    PATIENT_ID,
+    BIRTH_DATE,
+    STUDY_DATE,
+    ACCESSION,
+    INSTITUTION,
+    STUDY_UID,
+    SERIES_UID,
+    SOP_UID,
+    FOR_UID,
+)
 
 
 def element_value(ds: Dataset, keyword: str, value: Any) -> None:

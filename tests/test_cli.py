@@ -30,33 +30,16 @@ from deid.runner import NO_SERIES, NO_STUDY
 from tests.conftest import KEY
 from tests.factories import (
     ACCESSION,
-    BIRTH_DATE,
-    FOR_UID,
-    INSTITUTION,
     PATIENT_ID,
     PATIENT_NAME,
+    PLANTED,
     SERIES_UID,
     SOP_UID,
-    STUDY_DATE,
     STUDY_UID,
     item,
     make_dataset,
     sequence_of,
     to_bytes,
-)
-
-PLANTED = (
-    PATIENT_NAME,
-    *PATIENT_NAME.split("^")[:2],
-    PATIENT_ID,
-    BIRTH_DATE,
-    STUDY_DATE,
-    ACCESSION,
-    INSTITUTION,
-    STUDY_UID,
-    SERIES_UID,
-    SOP_UID,
-    FOR_UID,
 )
 
 AUDIT_KEYS = [

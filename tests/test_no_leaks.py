@@ -21,35 +21,15 @@ from deid.limits import Limits
 from deid.ocr import StaticOcr, TextBox
 from tests.conftest import KEY
 from tests.factories import (
-    ACCESSION,
-    BIRTH_DATE,
-    FOR_UID,
-    INSTITUTION,
     PATIENT_ID,
     PATIENT_NAME,
-    SERIES_UID,
-    SOP_UID,
-    STUDY_DATE,
-    STUDY_UID,
+    PLANTED,
     item,
     make_dataset,
     sequence_of,
     to_bytes,
 )
 
-PLANTED = (
-    PATIENT_NAME,
-    *PATIENT_NAME.split("^")[:2],
-    PATIENT_ID,
-    BIRTH_DATE,
-    STUDY_DATE,
-    ACCESSION,
-    INSTITUTION,
-    STUDY_UID,
-    SERIES_UID,
-    SOP_UID,
-    FOR_UID,
-)
 CT = {"ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"]}
 US = "1.2.840.10008.5.1.4.1.1.6.1"
 
