@@ -10,35 +10,35 @@ when some were not (named on stderr), 2 on a usage error (no key, no crosswalk, 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from deid.cli._common import EXIT_OK, EXIT_REJECTED, UsageError, say
+from deid.cli._common import (
+    EXIT_OK,
+    EXIT_REJECTED,
+    UsageError,
+    add_key_arguments,
+    resolve_key,
+    say,
+)
 from deid.crosswalk import STORE_NAME, CrosswalkStore
 from deid.errors import MissingDependencyError
-from deid.keys import Pseudonymizer
-
-KEY_ENV = "DEID_KEY_FILE"
 
 
 def add_subparser(sub: Any) -> None:
     parser = sub.add_parser("reidentify", help="the originals behind pseudonyms (crosswalk)")
     parser.add_argument("pseudonym", nargs="+", help="a pseudonymous UID or Patient ID")
     parser.add_argument("--crosswalk", required=True, help="the folder of `deid run --crosswalk`")
-    parser.add_argument("--key-file", help=f"the run's key file (else ${KEY_ENV})")
+    add_key_arguments(parser, ephemeral=None)  # only the run's own key can open it
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    key_path = args.key_file or os.environ.get(KEY_ENV)
-    if not key_path:
-        raise UsageError(f"no key: give --key-file or set ${KEY_ENV}")
+    pseudonymizer = resolve_key(args)
     folder = Path(args.crosswalk)
     if not (folder / STORE_NAME).is_file():
         raise UsageError(f"{folder}: no crosswalk here ({STORE_NAME})")
-    pseudonymizer = Pseudonymizer.from_file(key_path)
     try:
         store = CrosswalkStore(folder, pseudonymizer)
     except MissingDependencyError:

@@ -29,15 +29,20 @@ from pathlib import Path
 from typing import Any
 
 from deid import runner
-from deid.cli._common import EXIT_OK, EXIT_REJECTED, UsageError, say
+from deid.cli._common import (
+    EXIT_OK,
+    EXIT_REJECTED,
+    UsageError,
+    add_key_arguments,
+    resolve_key,
+    say,
+)
 from deid.codes import Outcome
 from deid.engine import Deidentifier
 from deid.errors import MissingDependencyError
-from deid.keys import Pseudonymizer
 from deid.policy import load_policy
 from deid.storage import Location
 
-KEY_ENV = "DEID_KEY_FILE"
 WORKERS_ENV = "DEID_WORKERS"
 
 
@@ -59,26 +64,8 @@ def add_subparser(sub: Any) -> None:
     parser.add_argument("--scheduler", help="the Dask scheduler address (tcp://HOST:PORT)")
     parser.add_argument("--restart", action="store_true", help="forget an earlier run in OUTPUT")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no per-input lines")
-    keys = parser.add_mutually_exclusive_group()
-    keys.add_argument("--key-file", help=f"key file from `deid keygen` (else ${KEY_ENV})")
-    keys.add_argument(
-        "--ephemeral-key",
-        action="store_true",
-        help="use a random key for this run only (the mapping cannot be reproduced)",
-    )
+    add_key_arguments(parser, ephemeral="this run")
     parser.set_defaults(handler=handle)
-
-
-def resolve_key(args: argparse.Namespace) -> Pseudonymizer:
-    """--key-file, else --ephemeral-key, else $DEID_KEY_FILE; else a usage error."""
-    if args.key_file:
-        return Pseudonymizer.from_file(args.key_file)
-    if args.ephemeral_key:
-        say("using an ephemeral random key: the mapping cannot be reproduced")
-        return Pseudonymizer.generate()
-    if os.environ.get(KEY_ENV):
-        return Pseudonymizer.from_file(os.environ[KEY_ENV])
-    raise UsageError(f"no key: give --key-file, set ${KEY_ENV}, or pass --ephemeral-key")
 
 
 def _prepare_output(src: Path | None, dst: Path) -> None:

@@ -26,8 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from deid.cli._common import EXIT_OK, UsageError, say
-from deid.cli.run import KEY_ENV, WORKERS_ENV, _workers, resolve_key
+from deid.cli._common import EXIT_OK, UsageError, add_key_arguments, resolve_key, say
+from deid.cli.run import WORKERS_ENV, _workers
 from deid.engine import Deidentifier
 from deid.errors import MissingDependencyError
 from deid.policy import load_policy
@@ -59,13 +59,7 @@ def add_subparser(sub: Any) -> None:
     parser.add_argument("--retrieve-base", metavar="URL", help="WADO-RS base for Retrieve URLs")
     parser.add_argument("--ssl-certfile", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--ssl-keyfile", help="the certificate's private key (PEM)")
-    keys = parser.add_mutually_exclusive_group()
-    keys.add_argument("--key-file", help=f"key file from `deid keygen` (else ${KEY_ENV})")
-    keys.add_argument(
-        "--ephemeral-key",
-        action="store_true",
-        help="use a random key for this process only (the mapping cannot be reproduced)",
-    )
+    add_key_arguments(parser, ephemeral="this process")
     parser.set_defaults(handler=handle)
 
 
