@@ -209,3 +209,18 @@ def test_threads_share_one_engine() -> None:
         outputs = list(pool.map(lambda _: engine.deidentify(us_image()).data, range(8)))
     assert len(built) == 1
     assert len(set(outputs)) == 1
+
+
+def test_float_pixel_data_at_risk_is_rejected_not_marked_clean() -> None:
+    """No OCR path reads Float Pixel Data: an object that needs the pass is refused rather
+    than marked Clean Pixel Data unread."""
+    ds = make_dataset(US_STORAGE, Modality="US")
+    ds.Rows = ds.Columns = 8
+    ds.SamplesPerPixel, ds.BitsAllocated = 1, 32
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.FloatPixelData = np.zeros(64, dtype="<f4").tobytes()
+    with pytest.raises(RejectedError) as info:
+        Deidentifier("upload", KEY, ocr=StaticOcr(), prescreen=False).deidentify(ds)
+    assert info.value.reason is RejectReason.PIXEL_CLEANING_FAILED
+    assert str(info.value).endswith("float pixel data cannot be checked for burned-in text "
+                                    "(modality US)")  # fmt: skip

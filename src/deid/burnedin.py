@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from deid.codes import PixelMode, PixelText, RejectReason
 from deid.errors import MissingDependencyError, PixelError, RejectedError
-from deid.gates import burned_in_risk
+from deid.gates import burned_in_risk, has_pixels, image_type
 from deid.identifiers import Category, Identifiers
 from deid.values import get_value
 
@@ -38,15 +38,10 @@ if TYPE_CHECKING:
     from deid.pixels.clean import PixelReport, Prescreen
     from deid.policy import Policy
 
-_PIXELS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 #: Modalities whose ORIGINAL\PRIMARY images are reconstructed slices, not screens.
 _SLICE_MODALITIES = frozenset({"CT", "MR"})
 #: Third Image Type values of CT/MR images that are not plain slices (scouts are annotated).
 _NOT_A_SLICE = frozenset({"LOCALIZER", "SCOUT", "SCREEN SAVE", "SCREENSHOT", "SCREEN"})
-
-
-def has_pixels(ds: Dataset) -> bool:
-    return any(tag in ds for tag in _PIXELS)
 
 
 def pixel_pass_reason(ds: Dataset, policy: Policy) -> str:
@@ -67,9 +62,7 @@ def is_plain_slice(ds: Dataset) -> bool:
     modality = str(get_value(ds, "Modality") or "").strip().upper()
     if modality not in _SLICE_MODALITIES:
         return False
-    raw = ds.get("ImageType") or []
-    values = [raw] if isinstance(raw, str) else [str(v) for v in raw]
-    values = [v.strip().upper() for v in values]
+    values = image_type(ds)
     if values[:2] != ["ORIGINAL", "PRIMARY"]:
         return False
     return not any(v in _NOT_A_SLICE for v in values[2:])
@@ -242,6 +235,11 @@ def run_pixel_pass(
     if not reason and not needs_prescreen(ds, policy):
         return None
     why = reason or "not a plain ORIGINAL\\PRIMARY CT or MR slice: pre-screened"
+    if "PixelData" not in ds:  # Float / Double Float Pixel Data: no OCR path for them
+        raise RejectedError(
+            RejectReason.PIXEL_CLEANING_FAILED,
+            f"float pixel data cannot be checked for burned-in text ({why})",
+        )
     try:
         ocr = engine()
     except MissingDependencyError as exc:

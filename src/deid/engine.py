@@ -59,7 +59,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("deid")
 _T = TypeVar("_T")
 
-_PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 _CHUNK = 1 << 20
 
 
@@ -366,7 +365,7 @@ def _skipped(policy: Policy) -> frozenset[Category]:
 
 
 def _pixel_value(ds: Dataset) -> bytes | None:
-    for tag in _PIXEL_TAGS:
+    for tag in gates.PIXEL_TAGS:
         if tag in ds:
             value = ds[tag].value
             if isinstance(value, bytes) and len(value) >= 64:

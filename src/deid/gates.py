@@ -36,7 +36,20 @@ RISKY_SOP_CLASS_PREFIXES = (
     "1.2.840.10008.5.1.4.1.1.12.",  # X-Ray Angiographic / Radio Fluoroscopic
     "1.2.840.10008.5.1.4.1.1.77.1.",  # VL images (endoscopic, photographic, ...)
 )
-_PIXELS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+#: Pixel Data, Float Pixel Data, Double Float Pixel Data.
+PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+
+
+def has_pixels(ds: Dataset) -> bool:
+    """Whether ``ds`` holds pixel data of any kind."""
+    return any(tag in ds for tag in PIXEL_TAGS)
+
+
+def image_type(ds: Dataset) -> list[str]:
+    """Image Type's values, stripped and upper case, read without converting the element."""
+    raw = get_value(ds, "ImageType") or []
+    values = [raw] if isinstance(raw, str) else [str(v) for v in raw]
+    return [v.strip().upper() for v in values]
 
 
 #: SOP Classes whose payload deid cannot make safe (a PDF, a CDA document, a 3D model or raw
@@ -108,7 +121,7 @@ def burned_in_risk(ds: Dataset, mode: PixelMode) -> str:
 
     The reason names attributes and defined terms only, never a value of the patient's.
     """
-    if mode is PixelMode.NEVER or not any(tag in ds for tag in _PIXELS):
+    if mode is PixelMode.NEVER or not has_pixels(ds):
         return ""
     if mode is PixelMode.ALWAYS:
         return "clean_pixel_data = always"
@@ -120,8 +133,6 @@ def burned_in_risk(ds: Dataset, mode: PixelMode) -> str:
     sop_class = str(get_value(ds, "SOPClassUID") or "").strip()
     if sop_class.startswith(RISKY_SOP_CLASS_PREFIXES):
         return "a SOP Class of captured or annotated images"
-    image_type = ds.get("ImageType") or []
-    values = [image_type] if isinstance(image_type, str) else [str(v) for v in image_type]
-    if any(v.strip().upper() == "SECONDARY" for v in values[1:2]):
+    if image_type(ds)[1:2] == ["SECONDARY"]:
         return "Image Type SECONDARY (a derived or captured image)"
     return ""

@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deid.burnedin import has_pixels, needs_prescreen, pixel_pass_reason
+from deid.burnedin import needs_prescreen, pixel_pass_reason
 from deid.cli._common import EXIT_OK, EXIT_REJECTED, UsageError, say
 from deid.engine import Deidentifier, read_dataset
 from deid.errors import RejectedError
+from deid.gates import has_pixels
 from deid.keys import Pseudonymizer
 from deid.policy import Policy, load_policy
 
