@@ -58,7 +58,6 @@ if TYPE_CHECKING:
 AUDIT_NAME = "audit.jsonl"
 QUARANTINE_NAME = "quarantine.jsonl"
 MANIFEST_NAME = ".deid-run.json"
-_OWN = frozenset({AUDIT_NAME, QUARANTINE_NAME, MANIFEST_NAME})
 _DICOMDIR = "DICOMDIR"
 NO_STUDY = "no-study-uid"
 NO_SERIES = "no-series-uid"
@@ -572,8 +571,3 @@ def _check_manifest(engine: Deidentifier, src: Location, dst: Location, restart:
     elif dst.exists(AUDIT_NAME):
         raise RunError(f"{dst}: holds an audit without a run manifest; restart to start over")
     dst.write_atomic(MANIFEST_NAME, (json.dumps(wanted, indent=1) + "\n").encode("utf-8"))
-
-
-def is_own_file(relative: str) -> bool:
-    """Whether a file name in OUTPUT is one of the run's own files (not an output)."""
-    return relative in _OWN
