@@ -9,7 +9,9 @@ from pydicom.uid import CTImageStorage, EnhancedCTImageStorage
 
 from deid import ActionCode, Policy, ProfileOption, Rule, build_plan, load_policy
 from deid.plan import ITEM_TAG
-from tests.factories import item, make_dataset, sequence_of
+from deid.plancache import Context as _Context
+from deid.plancache import PlanCache
+from tests.factories import item, make_dataset, roundtrip, sequence_of, to_bytes
 
 BASIC = Policy()
 SAFE_PRIVATE = Policy(options=frozenset({ProfileOption.RETAIN_SAFE_PRIVATE}))
@@ -341,3 +343,44 @@ def test_plan_is_immutable_and_explains_without_values() -> None:
         assert value not in text
     assert "(0010,0010)\tPatientName\tPN\tZ*" in text
     assert plan.counts()["U"] == 5
+
+
+def _same_structure_pair(first: bool) -> Dataset:
+    """Two objects with the same tags and VRs at every level whose values decide differently:
+    a well-known vs a site UID, a local vs a standard code, a safe vs an unknown creator."""
+    ds = make_dataset()
+    ds.DerivationCodeSequence = sequence_of(
+        item(CodeValue="1", CodingSchemeDesignator="DCM", CodeMeaning="m", CodingSchemeUID="")
+    )
+    ds.DerivationCodeSequence[0].add_new(0x0008010C, "UI", CTImageStorage if first else "1.2.3.4.5")
+    ds.AdmittingDiagnosesCodeSequence = sequence_of(
+        item(CodeValue="X1", CodingSchemeDesignator="99LOCAL" if first else "DCM", CodeMeaning="m")
+    )
+    creator = "Philips PET Private Group" if first else "Philips PET Private Grp"
+    _private(ds, 0x7053, 0x10, creator, {0x00: ("DS", "1.5")})
+    return roundtrip(to_bytes(ds))
+
+
+@pytest.mark.parametrize("order", ["first-then-second", "second-then-first"])
+def test_a_level_template_decides_values_per_object(order: str) -> None:
+    """The per-structure templates (plancache) give every object the plan it would get alone."""
+    policy = load_policy("upload")
+    objects = [_same_structure_pair(True), _same_structure_pair(False)]
+    if order == "second-then-first":
+        objects.reverse()
+    cache: dict[str, PlanCache] = {}
+    shared = [build_plan(obj, policy, cache) for obj in objects]
+    (per_class,) = cache.values()
+    assert ((), _Context()) in {key[:2] for key in per_class.templates}  # the top level
+    for obj, plan in zip(objects, shared, strict=True):
+        alone = build_plan(roundtrip(to_bytes(obj)), policy)
+        assert plan.decisions == alone.decisions
+    first, second = shared if order == "first-then-second" else shared[::-1]
+    ref_class = (((0x00089215, 0),), 0x0008010C)
+    assert first.find(ref_class[1], ref_class[0]).action is ActionCode.K  # type: ignore[union-attr]
+    assert second.find(ref_class[1], ref_class[0]).action is ActionCode.U  # type: ignore[union-attr]
+    local_item = ((0x00081084, 0),)
+    assert first.find(ITEM_TAG, local_item).action is ActionCode.X  # type: ignore[union-attr]
+    assert second.find(ITEM_TAG, local_item) is None
+    assert action(first, 0x70531000) == "K"
+    assert action(second, 0x70531000) == "X"

@@ -9,6 +9,7 @@ and why. It changes nothing and decodes no value it does not need. The same plan
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from pydicom.dataelem import RawDataElement
@@ -17,7 +18,22 @@ from pydicom.dataset import Dataset
 from deid.codes import ActionCode, AttributeType, ProfileOption, Rule
 from deid.decisions import ITEM_TAG, Decision, Plan, Step, is_well_known_uid
 from deid.derived import derived_age
-from deid.plancache import LEVEL_LIMIT, LEVELS_LIMIT, Level, PlanCache, SequenceChoice, UidChoice
+from deid.plancache import (
+    CREATOR,
+    FIXED,
+    LEVEL_LIMIT,
+    LEVELS_LIMIT,
+    PRIVATE,
+    PUBLIC,
+    SEQUENCE,
+    UID,
+    Level,
+    Op,
+    PlanCache,
+    SequenceChoice,
+    Template,
+    UidChoice,
+)
 from deid.plancache import Context as _Context
 from deid.policy import Policy
 from deid.private import KEPT_CREATOR, REMOVED_CREATOR, PrivateRules, PrivateVerdict, creators
@@ -82,7 +98,8 @@ class _Site:
 class _Planner:
     def __init__(self, policy: Policy, sop_class_uid: str, top: Dataset, cache: PlanCache) -> None:
         self.policy = policy
-        self.cache = cache
+        self.levels = cache.levels
+        self.templates = cache.templates
         self.options = policy.options
         self.sop_class_uid = sop_class_uid
         self.table = confidentiality_table()
@@ -150,6 +167,16 @@ class _Planner:
     def plan_dataset(
         self, ds: Dataset, path: tuple[Step, ...], tags: tuple[int, ...], ctx: _Context
     ) -> None:
+        key: tuple[object, ...] | None = None
+        if not ctx.content_items:
+            # Content items are decided from their values (Table E.3.4-1): never templated.
+            elements = ds._dict
+            key = (path, ctx, tuple(map(int, elements)), tuple(map(_VR, elements.values())))
+            template = self.templates.get(key)
+            if template is not None:
+                self._follow(ds, path, tags, ctx, template)
+                return
+        ops: list[Op] | None = [] if key is not None else None
         value_overrides: dict[int, tuple[ActionCode, str]] = {}
         if ctx.content_items and not self._content_item(ds, path, value_overrides):
             return
@@ -157,11 +184,11 @@ class _Planner:
         level_creators = creators(ds)
         kept_blocks: set[tuple[int, int]] = set()
         creator_sites: list[_Site] = []
-        level = self.cache.get((path, ctx))
+        level = self.levels.get((path, ctx))
         if level is None:
             level = {}
-            if len(self.cache) < LEVELS_LIMIT:
-                self.cache[(path, ctx)] = level
+            if len(self.levels) < LEVELS_LIMIT:
+                self.levels[(path, ctx)] = level
         out = self.out
         for base_tag, held in list(ds.items()):
             tag = int(base_tag)
@@ -179,13 +206,20 @@ class _Planner:
                         out.append(cached.decision)
                         site = _Site(ds, path, tags, tag, cached.decision.keyword, vr)
                         self._items(site, cached.items)
+                    if ops is not None:
+                        _note(ops, cached, tag, vr)
                     continue
             site = _Site(ds, path, tags, tag, keyword_of(tag), vr)
             if group % 2 == 1:
                 if is_private_creator(tag):
                     creator_sites.append(site)
-                elif self._private(site, self.private.decide(tag, level_creators), ctx):
-                    kept_blocks.add((group, (tag & 0xFFFF) >> 8))
+                    if ops is not None:
+                        ops.append((CREATOR, tag, vr))
+                else:
+                    if self._private(site, self.private.decide(tag, level_creators), ctx):
+                        kept_blocks.add((group, (tag & 0xFFFF) >> 8))
+                    if ops is not None:
+                        ops.append((PRIVATE, tag, vr))
             elif not public and (tag & 0xFFFF) != 0x3000:
                 self.add(
                     site,
@@ -194,13 +228,72 @@ class _Planner:
                     Rule.STRUCTURE,
                     "overlay group removed with its Overlay Data",
                 )
+                if ops is not None:
+                    _note(ops, out[-1], tag, vr)
             elif tag in value_overrides:
                 action, reason = value_overrides[tag]
                 self._descend = None
                 self._emit(site, action, Rule.STRUCTURED, reason, ctx, None)
                 self._descend_into(site)
+                ops = None
             else:
                 self._public(site, ctx, level)
+                if ops is not None:
+                    entry = level.get((tag, vr))
+                    if entry is None:  # decided from a value (or the level is full): per object
+                        ops.append((PUBLIC, tag, vr))
+                    else:
+                        _note(ops, entry, tag, vr)
+        self._creators(creator_sites, kept_blocks)
+        if ops is not None and key is not None and len(self.templates) < LEVELS_LIMIT:
+            self.templates[key] = _compact(ops)
+
+    def _follow(
+        self,
+        ds: Dataset,
+        path: tuple[Step, ...],
+        tags: tuple[int, ...],
+        ctx: _Context,
+        template: Template,
+    ) -> None:
+        """Plan a level whose tags and VRs match a template: only values are read."""
+        out = self.out
+        level_creators: dict[tuple[int, int], str] | None = None
+        kept_blocks: set[tuple[int, int]] = set()
+        creator_sites: list[_Site] = []
+        level: Level | None = None
+        for op in template:
+            kind = op[0]
+            if kind == FIXED:
+                out.extend(op[1])  # type: ignore[arg-type]
+            elif kind == UID:
+                self._uid_choice(ds, op[1], op[2])  # type: ignore[arg-type]
+            elif kind == SEQUENCE:
+                choice: SequenceChoice = op[1]  # type: ignore[assignment]
+                tag, vr = op[2], op[3]
+                out.append(choice.decision)
+                site = _Site(ds, path, tags, tag, choice.decision.keyword, vr)  # type: ignore[arg-type]
+                self._items(site, choice.items)
+            else:
+                tag, vr = op[1], op[2]
+                site = _Site(ds, path, tags, tag, keyword_of(tag), vr)  # type: ignore[arg-type]
+                if kind == PUBLIC:
+                    if level is None:
+                        level = self.levels.get((path, ctx), {})
+                    self._public(site, ctx, level)
+                    continue
+                if kind == CREATOR:
+                    creator_sites.append(site)
+                    continue
+                if level_creators is None:
+                    level_creators = creators(ds)
+                if self._private(site, self.private.decide(site.tag, level_creators), ctx):
+                    kept_blocks.add((site.tag >> 16, (site.tag & 0xFFFF) >> 8))
+        if creator_sites and level_creators is None:
+            creators(ds)  # what planning the level reads, as it reads it
+        self._creators(creator_sites, kept_blocks)
+
+    def _creators(self, creator_sites: list[_Site], kept_blocks: set[tuple[int, int]]) -> None:
         for site in creator_sites:
             kept = (site.tag >> 16, site.tag & 0xFF) in kept_blocks
             verdict = KEPT_CREATOR if kept else REMOVED_CREATOR
@@ -511,6 +604,28 @@ class _Planner:
 
 
 _WELL_KNOWN = "well-known UID of the standard: never remapped"
+_VR = attrgetter("VR")
+
+
+def _note(ops: list[Op], entry: Decision | UidChoice | SequenceChoice, tag: int, vr: str) -> None:
+    """Record one public element's step in a level template being built."""
+    if isinstance(entry, Decision):
+        ops.append((FIXED, (entry,)))
+    elif isinstance(entry, UidChoice):
+        ops.append((UID, tag, entry))
+    else:
+        ops.append((SEQUENCE, entry, tag, vr))
+
+
+def _compact(ops: list[Op]) -> Template:
+    """Merge runs of fixed decisions into one step each."""
+    merged: list[Op] = []
+    for op in ops:
+        if op[0] == FIXED and merged and merged[-1][0] == FIXED:
+            merged[-1] = (FIXED, merged[-1][1] + op[1])  # type: ignore[operator]
+        else:
+            merged.append(op)
+    return tuple(merged)
 
 
 def _row_reason(row: ProfileRow, code: ActionCode, option: ProfileOption | None) -> str:
@@ -526,7 +641,9 @@ def build_plan(ds: Dataset, policy: Policy, cache: dict[str, PlanCache] | None =
     """
     sop_class_uid = str(get_value(ds, "SOPClassUID") or "").strip()
     sop = sop_classes().get(sop_class_uid)
-    per_class: PlanCache = {} if cache is None else cache.setdefault(sop_class_uid, {})
+    per_class = PlanCache() if cache is None else cache.get(sop_class_uid)
+    if per_class is None:
+        per_class = cache.setdefault(sop_class_uid, PlanCache())  # type: ignore[union-attr]
     planner = _Planner(policy, sop_class_uid, ds, per_class)
     meta = getattr(ds, "file_meta", None)
     if meta is not None:

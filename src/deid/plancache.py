@@ -9,7 +9,7 @@ kept when every value is a well-known UID of the standard and remapped otherwise
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from deid.decisions import Decision
@@ -42,6 +42,32 @@ class SequenceChoice:
 #: Per data set level (sequence path and context), then per tag and VR: the decision, or
 #: what completes it. Bounded: at most LEVELS_LIMIT levels of LEVEL_LIMIT entries each.
 Level = dict[tuple[int, str], Decision | UidChoice | SequenceChoice]
-PlanCache = dict[tuple[object, ...], Level]
 LEVELS_LIMIT = 500
 LEVEL_LIMIT = 500
+
+#: One step of a level template (see :class:`PlanCache`), by its first member:
+#: ``(FIXED, decisions)`` appends decisions that need no value; ``(UID, tag, choice)`` picks a
+#: UID's decision by its values; ``(SEQUENCE, choice, tag, vr)`` appends a kept sequence's
+#: decision and plans its items; ``(PRIVATE, tag, vr)`` decides a private element (its block's
+#: creator and the object's Private Data Element Characteristics are read per object);
+#: ``(CREATOR, tag, vr)`` is a private creator, decided after its level; ``(PUBLIC, tag, vr)``
+#: is a public element whose decision reads a value (local codes under Clean Descriptors),
+#: decided per object.
+FIXED, UID, SEQUENCE, PRIVATE, CREATOR, PUBLIC = range(6)
+Op = tuple[object, ...]
+Template = tuple[Op, ...]
+
+
+@dataclass(slots=True)
+class PlanCache:
+    """What one policy remembers for one SOP Class.
+
+    ``levels``: per data set level (sequence path and context), per tag and VR, the decision
+    or what completes it. ``templates``: per level *and its exact list of tags and VRs*, the
+    whole level as a list of steps, so a series whose objects share their structure plans a
+    level without deciding each element again. Keys hold tags, VRs and sequence indices only,
+    never a value. Both are bounded by LEVELS_LIMIT entries.
+    """
+
+    levels: dict[tuple[object, ...], Level] = field(default_factory=dict)
+    templates: dict[tuple[object, ...], Template] = field(default_factory=dict)
