@@ -75,6 +75,8 @@ def test_limits_must_be_positive_whole_numbers(name: str, value: object) -> None
         ("1.2.840.10008.5.1.4.1.1.104.1", "Encapsulated PDF"),
         ("1.2.840.10008.5.1.4.1.1.104.2", "Encapsulated CDA"),
         ("1.2.840.10008.5.1.4.1.1.104.3", "Encapsulated STL"),
+        ("1.2.840.10008.5.1.4.1.1.104.4", "Encapsulated OBJ"),
+        ("1.2.840.10008.5.1.4.1.1.104.5", "Encapsulated MTL"),
         ("1.2.840.10008.5.1.4.1.1.66", "Raw Data"),
         ("1.3.12.2.1107.5.9.1", "a private SOP Class"),
     ],
