@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from pydicom.dataset import Dataset
@@ -19,6 +20,7 @@ from pydicom.uid import (
 from deid import Deidentifier, MissingDependencyError, Policy, RejectedError, RejectReason
 from deid.actions import DUMMY_TEXT
 from deid.codes import PixelMode
+from deid.engine import read_dataset
 from deid.gates import burned_in_risk, check
 from deid.ocr import OcrEngine
 from deid.policy import load_policy
@@ -352,3 +354,35 @@ def test_objects_without_a_document_content_tree_pass_the_gate() -> None:
     local = content_item("TEXT", LOCAL_TEXT, TextValue="x")
     ct = make_dataset(AcquisitionContextSequence=sequence_of(local))
     check(ct, load_policy("basic"))
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize(
+    ("name", "where"),
+    [
+        ("pydicom/test-SR.dcm", "(0040,A730)[1]>(0040,A730)[0]"),  # 99_OFFIS_DCMTK "Text Code"
+        ("pydicom/reportsi.dcm", "(0040,A730)[2]"),  # 99_OFFIS_DCMTK organization name
+        ("orthanc-tests/MarekLatin2.dcm", "(0040,A730)[1]"),  # IMSC: a department
+        ("orthanc-tests/HierarchicalAnonymization/StructuredReports/IM0", "(0040,A730)[0]"),
+        ("highdicom/sr_document.dcm", None),  # DCM and SNOMED concepts only
+    ],
+)
+def test_corpus_sr_documents(corpus: Path, name: str, where: str | None) -> None:
+    data = (corpus / name).read_bytes()
+    sop_class = str(read_dataset(data).SOPClassUID)
+    if where is None:
+        assert Deidentifier("upload", KEY).deidentify_bytes(data).audit.outcome.value == (
+            "deidentified"
+        )
+        return
+    with pytest.raises(RejectedError) as info:
+        Deidentifier("upload", KEY).deidentify_bytes(data)
+    assert str(info.value) == (
+        f"UNSAFE_STRUCTURED_CONTENT: SR content cannot be cleaned: {where}: a TEXT item of a "
+        "concept Table E.3.4-1 cannot judge (local or none) (allow_sop_classes to accept)"
+    )
+    with pytest.raises(RejectedError) as info:
+        Deidentifier("basic", KEY).deidentify_bytes(data)
+    assert info.value.reason is RejectReason.UNSAFE_STRUCTURED_CONTENT
+    allowed = replace(load_policy("upload"), allow_sop_classes=frozenset({sop_class}))
+    assert Deidentifier(allowed, KEY).deidentify_bytes(data).audit.outcome.value == "deidentified"
