@@ -36,6 +36,7 @@ from tests.factories import (
     roundtrip,
     sequence_of,
     sr_document,
+    to_bytes,
 )
 
 
@@ -285,6 +286,21 @@ def test_content_the_cleaning_cannot_handle(content: Dataset, where: str) -> Non
     assert str(error) == (
         f"UNSAFE_STRUCTURED_CONTENT: SR content cannot be cleaned: {where} "
         "(allow_sop_classes to accept)"
+    )
+
+
+def test_text_that_came_encoded_as_un_is_beyond_the_scrubber() -> None:
+    """An explicit VR file may hold Text Value as UN: the plan cannot read it as text and
+    would keep it (verification finds only the object's own identifiers in it)."""
+    content = content_item("TEXT", ("121073", "DCM", "Impression"), TextValue="x")
+    content["TextValue"].VR = "UN"
+    content["TextValue"].value = b"seen by a colleague"
+    data = to_bytes(sr_document(content))
+    with pytest.raises(RejectedError) as info:
+        Deidentifier("upload", KEY).deidentify_bytes(data)
+    assert str(info.value) == (
+        "UNSAFE_STRUCTURED_CONTENT: SR content cannot be cleaned: (0040,A730)[0]>(0040,A160): "
+        "a value of VR UN, which cannot be cleaned (allow_sop_classes to accept)"
     )
 
 
