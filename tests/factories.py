@@ -114,3 +114,37 @@ def vr_of(keyword: str) -> str:
     tag = tag_for_keyword(keyword)
     assert tag is not None
     return dictionary_VR(tag)
+
+
+#: Comprehensive SR Storage.
+COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
+
+
+def code(value: str, scheme: str, meaning: str) -> Dataset:
+    """A code sequence item."""
+    return item(CodeValue=value, CodingSchemeDesignator=scheme, CodeMeaning=meaning)
+
+
+def content_item(
+    value_type: str | None,
+    concept: tuple[str, str, str] | None = None,
+    relationship: str = "CONTAINS",
+    **keywords: Any,
+) -> Dataset:
+    """An SR content item: ``concept`` is (code value, coding scheme, meaning)."""
+    ds = item(RelationshipType=relationship, **keywords)
+    if value_type is not None:
+        ds.ValueType = value_type
+    if concept is not None:
+        ds.ConceptNameCodeSequence = sequence_of(code(*concept))
+    return ds
+
+
+def sr_document(*items: Dataset, sop_class: str = COMPREHENSIVE_SR, **keywords: Any) -> Dataset:
+    """An SR document with planted identifiers: a CONTAINER root holding ``items``."""
+    ds = make_dataset(sop_class=sop_class, Modality="SR", **keywords)
+    ds.ValueType = "CONTAINER"
+    ds.ConceptNameCodeSequence = sequence_of(code("126000", "DCM", "Imaging Measurement Report"))
+    ds.ContinuityOfContent = "SEPARATE"
+    ds.ContentSequence = sequence_of(*items)
+    return ds

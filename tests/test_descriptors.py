@@ -109,12 +109,53 @@ def test_other_dates_are_kept(patient: Scrubber, text: str) -> None:
         ("JOHNNY", "JOHNNY"),
         ("MRN-7781234", "***"),
         ("mrn 7781234", "***"),
-        ("mrn7781234x", "mrn7781234x"),
-        ("7781234", "7781234"),
+        ("mrn7781234x", "mrn***x"),  # the ID's digits, glued to letters
+        ("7781234", "***"),
     ],
 )
 def test_word_boundaries(patient: Scrubber, text: str, expected: str) -> None:
     assert patient.scrub(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ABC12345XYZ", "ABC***XYZ"),
+        ("PT12345", "PT***"),
+        ("12345abc, 12345", "***abc, ***"),
+        ("acc_12345_b", "acc_***_b"),
+        ("x7781234y", "x***y"),  # the digit run of MRN7781234
+        ("1.2.840.12345.1", "1.2.840.***.1"),  # a whole word, as before
+    ],
+)
+def test_the_digits_of_an_id_glued_to_letters_are_scrubbed(text: str, expected: str) -> None:
+    scrubber = Scrubber(ids((Category.ID, "12345"), (Category.ID, "MRN7781234")))
+    assert scrubber.scrub(text) == expected
+    assert scrubber.finds(text) == (Category.ID,)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "12345678",  # a longer number holds the ID's digits: a number of its own
+        "123456",
+        "012345",
+        "A12345678B",
+        "1.2.840.123456.1",
+        "ID 1234",  # and not the 4-digit run of an ID (B1234): too short to tell apart
+        "A1234",
+    ],
+)
+def test_digit_runs_that_only_contain_an_id_are_kept(text: str) -> None:
+    scrubber = Scrubber(ids((Category.ID, "12345"), (Category.ID, "B1234")))
+    assert scrubber.scrub(text) == text
+    assert scrubber.finds(text) == ()
+
+
+def test_only_ids_match_glued_and_names_still_need_whole_words() -> None:
+    scrubber = Scrubber(ids((Category.PHONE, "55512345"), (Category.NAME_PART, "LEE")))
+    assert scrubber.finds("x55512345y") == ()
+    assert scrubber.scrub("LEE1 and SLEEP") == "LEE1 and SLEEP"
 
 
 def test_name_part_inside_a_longer_word_is_not_a_name() -> None:

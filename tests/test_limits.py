@@ -69,12 +69,26 @@ def test_limits_must_be_positive_whole_numbers(name: str, value: object) -> None
         Limits(**{name: value})  # type: ignore[arg-type]
 
 
+def test_the_nesting_bounds_before_pydicom_are_one_ceiling_the_call_limit_stays_under() -> None:
+    from deid.encoding import MAX_WRITE_DEPTH
+    from deid.engine import MAX_OPEN_ITEMS
+    from deid.limits import NESTING_CEILING
+    from deid.rawitems import MAX_DEPTH
+
+    assert MAX_OPEN_ITEMS == MAX_WRITE_DEPTH == MAX_DEPTH == NESTING_CEILING == 64
+    assert Limits(max_depth=NESTING_CEILING).max_depth == 64
+    with pytest.raises(ValueError, match="max_depth must be at most 64"):
+        Limits(max_depth=NESTING_CEILING + 1)
+
+
 @pytest.mark.parametrize(
     ("sop_class", "what"),
     [
         ("1.2.840.10008.5.1.4.1.1.104.1", "Encapsulated PDF"),
         ("1.2.840.10008.5.1.4.1.1.104.2", "Encapsulated CDA"),
         ("1.2.840.10008.5.1.4.1.1.104.3", "Encapsulated STL"),
+        ("1.2.840.10008.5.1.4.1.1.104.4", "Encapsulated OBJ"),
+        ("1.2.840.10008.5.1.4.1.1.104.5", "Encapsulated MTL"),
         ("1.2.840.10008.5.1.4.1.1.66", "Raw Data"),
         ("1.3.12.2.1107.5.9.1", "a private SOP Class"),
     ],

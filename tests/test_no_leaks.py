@@ -21,14 +21,18 @@ from deid.limits import Limits
 from deid.ocr import StaticOcr, TextBox
 from tests.conftest import KEY
 from tests.factories import (
+    ACCESSION,
     PATIENT_ID,
     PATIENT_NAME,
     PLANTED,
+    content_item,
     item,
     make_dataset,
     sequence_of,
+    sr_document,
     to_bytes,
 )
+from tests.test_gates import video_us_image
 
 CT = {"ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"]}
 US = "1.2.840.10008.5.1.4.1.1.6.1"
@@ -80,6 +84,24 @@ def pixels_too_short() -> bytes:
     return to_bytes(ds)
 
 
+def sr_cleaned() -> bytes:
+    """Planted values in TEXT, PNAME and DATE items of standard concepts: cleaned."""
+    text = f"{PATIENT_NAME} ({PATIENT_ID}), {ACCESSION}"
+    return to_bytes(
+        sr_document(
+            content_item("TEXT", ("121071", "DCM", "Finding"), TextValue=text),
+            content_item("PNAME", ("121008", "DCM", "Person Observer Name"), PersonName=text),
+            content_item("TEXT", ("121022", "DCM", "Accession Number"), TextValue=ACCESSION),
+        )
+    )
+
+
+def sr_local_text() -> bytes:
+    """Planted values in a TEXT item of a local concept: rejected."""
+    local = content_item("TEXT", ("R-17", "99LOCAL", "Remark"), TextValue=PATIENT_NAME)
+    return to_bytes(sr_document(local))
+
+
 class _Exploding(StaticOcr):
     def detect(self, image: np.ndarray) -> list[TextBox]:
         raise RuntimeError(f"engine crashed on {PATIENT_NAME}")  # a bug below us, with PHI
@@ -97,6 +119,9 @@ CASES: dict[str, tuple[Callable[[], bytes], dict[str, object]]] = {
     "faces": (lambda: to_bytes(make_dataset(pixels=True, RecognizableVisualFeatures="YES")), {}),
     "residual-phi": (swallowed_cs, {}),
     "no-ocr": (us_with_text, {"ocr": "tests.test_gates:no_ocr_installed"}),
+    "video": (lambda: to_bytes(video_us_image()), {"ocr": StaticOcr()}),
+    "sr-cleaned": (sr_cleaned, {}),
+    "sr-local-text": (sr_local_text, {}),
     "pixels-broken": (pixels_too_short, {"ocr": StaticOcr()}),
     "engine-bug": (us_with_text, {"ocr": _Exploding()}),
 }

@@ -274,6 +274,34 @@ def test_clean_structured_content_applies_table_e341() -> None:
     assert comment_item is not None and comment_item.action is ActionCode.X
 
 
+def test_specimen_preparation_step_content_items_are_content_items() -> None:
+    """Specimen Preparation Sequence items hold their content items one level down, in
+    Specimen Preparation Step Content Item Sequence: Table E.3.4-1 decides those."""
+    concept = item(
+        CodeValue="121041", CodingSchemeDesignator="DCM", CodeMeaning="Specimen Identifier"
+    )
+    identifier = item(
+        ValueType="TEXT", TextValue="S19-1_A", ConceptNameCodeSequence=sequence_of(concept)
+    )
+    step = item(SpecimenPreparationStepContentItemSequence=sequence_of(identifier))
+    specimen = item(SpecimenIdentifier="S19-1", SpecimenPreparationSequence=sequence_of(step))
+    ds = make_dataset(SpecimenDescriptionSequence=sequence_of(specimen))
+    where = ((0x00400560, 0), (0x00400610, 0), (0x00400612, 0))
+    structured = Policy(options=frozenset({ProfileOption.CLEAN_STRUCTURED_CONTENT}))
+    cleaned = build_plan(ds, structured)
+    removed = cleaned.find(ITEM_TAG, where)
+    assert removed is not None and removed.action is ActionCode.X
+    assert removed.rule is Rule.STRUCTURED
+    # without the option the step items are ordinary items: no E.3.4-1 verdict
+    assert build_plan(ds, BASIC).find(ITEM_TAG, where) is None
+    # and the same sequence anywhere else is no content item sequence
+    elsewhere = make_dataset(SpecimenPreparationStepContentItemSequence=sequence_of(identifier))
+    plan = build_plan(
+        elsewhere, Policy(options=frozenset({ProfileOption.CLEAN_STRUCTURED_CONTENT}))
+    )
+    assert plan.find(ITEM_TAG, ((0x00400612, 0),)) is None
+
+
 def test_clean_descriptors_drops_local_codes_and_scrubs_meanings() -> None:
     local = item(CodeValue="X1", CodingSchemeDesignator="99MYSITE", CodeMeaning="Dr Doe protocol")
     standard = item(CodeValue="77477000", CodingSchemeDesignator="SCT", CodeMeaning="CT")

@@ -159,6 +159,23 @@ def test_raw_search_skips_short_identifiers_and_covers_utf8_and_latin1() -> None
     )
 
 
+def test_the_digits_of_an_id_glued_to_letters_are_found(identifiers: Identifiers) -> None:
+    """``7781234`` of MRN7781234 glued to letters, in a decoded value and in raw bytes; a
+    longer run of digits holding it is a number of its own."""
+    ds = output(StudyDescription="CT PT7781234", SeriesDescription="ref 77812345")
+    ds.add_new(0x00091001, "UN", b"x7781234y")
+    ds, data = written(ds)
+    decoded = find_residual(ds, None, identifiers)
+    assert decoded == ("(0008,1030) StudyDescription: id", "(0009,1001): id")
+    text, raw = data.index(b"PT7781234") + 2, data.index(b"x7781234y") + 1
+    assert find_residual(ds, data, identifiers) == (
+        "(0008,1030) StudyDescription: id",
+        "(0009,1001): id",
+        f"raw bytes @offset {text} in (0008,1030): id",
+        f"raw bytes @offset {raw} in (0009,1001): id",
+    )
+
+
 def test_short_identifiers_are_found_in_decoded_values(identifiers: Identifiers) -> None:
     ds, data = written(output(StudyDescription="seen by Lee"))
     assert find_residual(ds, data, identifiers) == ("(0008,1030) StudyDescription: name_part",)

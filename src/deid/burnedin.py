@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from pydicom.uid import UID
+
 from deid.codes import PixelMode, PixelText, RejectReason
 from deid.errors import MissingDependencyError, PixelError, RejectedError
 from deid.gates import burned_in_risk, has_pixels, image_type
@@ -226,10 +228,13 @@ def run_pixel_pass(
     """The pixel stage: ``None`` when the policy does not look at this object's pixels.
 
     ``engine`` and ``prescreen`` build (or return the cached) OCR engine and pre-screen; a
-    missing OCR engine rejects the object (``BURNED_IN_TEXT``: fail closed). Pixel data that
-    cannot be decoded, blanked or re-encoded rejects it too (``PIXEL_CLEANING_FAILED``).
+    missing OCR engine rejects the object (``BURNED_IN_TEXT``: fail closed). So does a transfer
+    syntax no pixel decoder exists for (``UNSUPPORTED_TRANSFER_SYNTAX``: MPEG and HEVC video,
+    JPIP-referenced frames), before any engine is built. Pixel data that cannot be decoded,
+    blanked or re-encoded rejects it too (``PIXEL_CLEANING_FAILED``).
     """
     from deid.pixels.clean import clean_pixels
+    from deid.pixels.frames import can_decode, transfer_syntax_of
 
     reason = pixel_pass_reason(ds, policy)
     if not reason and not needs_prescreen(ds, policy):
@@ -239,6 +244,12 @@ def run_pixel_pass(
         raise RejectedError(
             RejectReason.PIXEL_CLEANING_FAILED,
             f"float pixel data cannot be checked for burned-in text ({why})",
+        )
+    syntax = transfer_syntax_of(ds)
+    if not can_decode(syntax):  # video, or frames kept elsewhere: nothing can read them
+        raise RejectedError(
+            RejectReason.UNSUPPORTED_TRANSFER_SYNTAX,
+            f"the pixel pass cannot read {UID(syntax).name} pixel data ({why})",
         )
     try:
         ocr = engine()

@@ -4,9 +4,15 @@
 - encapsulated documents and models, raw data, private SOP Classes (:data:`UNSAFE_SOP_CLASSES`),
   unless the policy's ``allow_sop_classes`` lists them: UNSUPPORTED_SOP_CLASS
 - Recognizable Visual Features YES, unless the policy allows it: RECOGNIZABLE_VISUAL_FEATURES
+- an SR document (a top-level Content Sequence with items) whose content the policy does not
+  clean, or holds what Clean Structured Content cannot clean, unless the policy's
+  ``allow_sop_classes`` lists its SOP Class: UNSAFE_STRUCTURED_CONTENT (:func:`check_content`)
 - sizes over the caller's :class:`deid.limits.Limits`: SIZE_LIMIT
 - no SOP Class or SOP Instance UID: MISSING_UID
 - a transfer syntax the DICOM library cannot write: UNSUPPORTED_TRANSFER_SYNTAX
+- pixel data referenced by URL (JPIP) while the policy looks at pixels:
+  UNSUPPORTED_TRANSFER_SYNTAX (a syntax no decoder reads, such as video, is refused by the
+  pixel pass itself when the object needs it: :func:`deid.burnedin.run_pixel_pass`)
 
 :func:`burned_in_risk` says which objects are at risk of burned-in text; the pixel pass
 (:mod:`deid.burnedin`) runs on them, and rejects them (BURNED_IN_TEXT) when no OCR engine is
@@ -18,10 +24,11 @@ from __future__ import annotations
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, MediaStorageDirectoryStorage
 
-from deid.codes import PixelMode, RejectReason
+from deid.codes import ActionCode, PixelMode, ProfileOption, RejectReason
 from deid.errors import RejectedError
 from deid.markers import transfer_syntax
 from deid.policy import Policy
+from deid.structured import CONTENT_SEQUENCE, has_content, uncleanable_content
 from deid.values import get_value
 
 #: Modalities whose images usually carry burned-in text (annotations, screens, banners).
@@ -38,6 +45,8 @@ RISKY_SOP_CLASS_PREFIXES = (
 )
 #: Pixel Data, Float Pixel Data, Double Float Pixel Data.
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+#: Pixel Data Provider URL: the pixel data of the JPIP Referenced syntaxes lives there.
+PIXEL_DATA_PROVIDER_URL = 0x00287FE0
 
 
 def has_pixels(ds: Dataset) -> bool:
@@ -86,6 +95,57 @@ def check(ds: Dataset, policy: Policy) -> None:
         raise RejectedError(
             RejectReason.RECOGNIZABLE_VISUAL_FEATURES,
             "Recognizable Visual Features YES: faces cannot be cleaned by deid",
+        )
+    if sop_class not in policy.allow_sop_classes:
+        check_content(ds, policy)
+    if PIXEL_DATA_PROVIDER_URL in ds and policy.clean_pixel_data is not PixelMode.NEVER:
+        raise RejectedError(
+            RejectReason.UNSUPPORTED_TRANSFER_SYNTAX,
+            "pixel data referenced by URL (JPIP): the pixel pass cannot check it "
+            '(clean_pixel_data = "never" to release)',
+        )
+
+
+#: Overrides on Content Sequence that release none of the content: removed or emptied.
+_CONTENT_GONE = frozenset({ActionCode.X, ActionCode.Z})
+
+
+def check_content(ds: Dataset, policy: Policy) -> None:
+    """The structured-content gate (PS3.15 E.3.4): an SR document's content tree leaves only
+    when the policy cleans it with Clean Structured Content and every item can be cleaned.
+
+    - a policy override on Content Sequence other than X or Z, or no Clean Structured
+      Content: the tree would leave without Table E.3.4-1 (under the Basic Profile's D its
+      codes, numbers and local code meanings are kept; E.3.4 Note 2 warns against exactly
+      this);
+    - with the option: :func:`deid.structured.uncleanable_content`.
+
+    Raises :class:`RejectedError` (UNSAFE_STRUCTURED_CONTENT); the caller skips this gate for
+    the SOP Classes the policy's ``allow_sop_classes`` lists.
+    """
+    if not has_content(ds):
+        return
+    override = policy.overrides.get(CONTENT_SEQUENCE)
+    if override in _CONTENT_GONE:
+        return
+    if override is not None:
+        raise RejectedError(
+            RejectReason.UNSAFE_STRUCTURED_CONTENT,
+            f"SR content under a policy override {override.value} on Content Sequence is not "
+            "cleaned by Table E.3.4-1 (allow_sop_classes to accept)",
+        )
+    if ProfileOption.CLEAN_STRUCTURED_CONTENT not in policy.options:
+        raise RejectedError(
+            RejectReason.UNSAFE_STRUCTURED_CONTENT,
+            "SR content is cleaned only under clean_structured_content (PS3.15 E.3.4): the "
+            "Basic Profile's dummy Content Sequence keeps its codes and numbers "
+            "(allow_sop_classes to accept)",
+        )
+    where = uncleanable_content(ds, policy.options)
+    if where:
+        raise RejectedError(
+            RejectReason.UNSAFE_STRUCTURED_CONTENT,
+            f"SR content cannot be cleaned: {where} (allow_sop_classes to accept)",
         )
 
 

@@ -21,6 +21,15 @@ if TYPE_CHECKING:
     from deid.decisions import Plan
 
 _GIB = 1 << 30
+#: How deep deid lets pydicom read or write nested sequences, whatever the call's limits. Not
+#: a caller limit: pydicom's reader and writer recurse once per level, and hostile nests cost
+#: time with the square of their depth there (fuzz findings), so the bound is checked before
+#: pydicom sees the data, in three places that run before a :class:`Limits` check could:
+#: items of undefined length open at once on the bytes (``deid.engine.MAX_OPEN_ITEMS``), the
+#: identifier walk (``deid.rawitems.MAX_DEPTH``) and a sequence about to be written
+#: (``deid.encoding.MAX_WRITE_DEPTH``), each equal to this (a test holds them to it). The
+#: caller's ``max_depth`` is the limit that binds; it may not exceed this ceiling.
+NESTING_CEILING = 64
 
 
 @dataclass(frozen=True)
@@ -29,7 +38,7 @@ class Limits:
 
     ``max_bytes``: size of the encoded input. ``max_frames``: Number of Frames.
     ``max_pixels``: Rows x Columns x Samples per Pixel x frames. ``max_depth``: sequence
-    nesting (items within items).
+    nesting (items within items), at most :data:`NESTING_CEILING`.
     """
 
     max_bytes: int = 4 * _GIB
@@ -42,6 +51,8 @@ class Limits:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a whole number >= 1")
+        if self.max_depth > NESTING_CEILING:
+            raise ValueError(f"max_depth must be at most {NESTING_CEILING}")
 
     def check_size(self, size: int) -> None:
         if size > self.max_bytes:

@@ -9,6 +9,12 @@ words. So ``DOE^JOHN``, ``Doe, John``, ``DOE JOHN`` and ``DOEJOHN`` all match th
 ``MRN-7781234`` the ID ``MRN7781234``; ``LEE`` never matches inside ``SLEEP``, nor ``1234``
 inside ``123456``. Dates are found in their common spellings and compared as calendar dates.
 
+One exception to whole words: the digits of an ID. A run of five digits or more in an ID
+(``7781234`` of ``MRN7781234``, ``12345`` of ``12345``) also matches where letters are glued to
+it (``ABC12345XYZ``, ``PT7781234``, the bare ``7781234``), but never inside a longer run of
+digits (``12345`` stays in ``123456``, a number of its own). Shorter digit runs, letters and
+names match as whole words only.
+
 A :class:`WordMatcher` compiles no regular expression (the patterns here are fixed):
 identifiers go into a dictionary and a set, so construction stays cheap. Used by
 :mod:`deid.descriptors` (cleaning) and :mod:`deid.verify` (searching).
@@ -37,6 +43,8 @@ __all__ = [
 Span = tuple[int, int, Category]
 
 _MAX_GAP = 6
+#: Digit runs of an ID this long or longer also match glued to letters (see the docstring).
+_MIN_GLUED_DIGITS = 5
 _MIN_PIECE = 2
 _MIN_ANCHOR = 3
 _YEAR_BEFORE = 24
@@ -82,6 +90,10 @@ def _named_date(after_digit: str) -> re.Pattern[str]:
         rf"(?P<m2>{_MONTH})\.?{_DSEP}{{0,3}}(?P<d2>[0-9]{{1,2}}){_ORDINAL}"
         rf"{_DSEP}{{1,3}}(?P<y2>[0-9]{{4}}){after_digit}"
     )
+
+
+def _digit_at(text: str, index: int) -> bool:
+    return 0 <= index < len(text) and "0" <= text[index] <= "9"
 
 
 def _is_ascii_word_char(char: str) -> bool:
@@ -316,6 +328,13 @@ class WordMatcher:
                 self._words[key.joined] = key.category
                 if key.head:
                     self._heads.setdefault(key.tail, []).append((key.head, key.category))
+        # The digit runs of IDs that match glued to letters, with their category.
+        self._digits: dict[str, Category] = {}
+        for key in keys:
+            if key.category is Category.ID:
+                for run in _NUMBER.findall(key.joined):
+                    if len(run) >= _MIN_GLUED_DIGITS:
+                        self._digits.setdefault(run, key.category)
         self._dates = frozenset(dates)
         years = {date[:4] for date in self._dates}
         if syntax.short_years:
@@ -328,6 +347,10 @@ class WordMatcher:
     def spans(self, low: str) -> list[Span]:
         """Spans of identifiers and dates in ``low`` (already lower-cased), by start."""
         found = self._word_spans(low, self._distinct_words(low)) if self._words else []
+        for run in self._digits:
+            if run in low:
+                found = self._add_glued(low, found)
+                break
         if self._dates:
             found.extend(self._date_spans(low))
             found.sort()
@@ -351,6 +374,8 @@ class WordMatcher:
             words = set(lowered.translate(_ASCII_WORDS).decode("ascii").split())
             if not words.isdisjoint(self._prefixes) or self._cut_candidates(words):
                 found = self._word_spans(lowered.decode("latin-1"), words)
+        if self._digits and any(run.encode("ascii") in lowered for run in self._digits):
+            found = self._add_glued(lowered.decode("latin-1"), found)
         if self._dates and any(year.encode("ascii") in lowered for year in self._years):
             found.extend(self._date_spans(lowered.decode("latin-1")))
             found.sort()
@@ -362,6 +387,34 @@ class WordMatcher:
             return False
         stems = {word[:-1] for word in words}
         return not (self._words.keys().isdisjoint(stems) and self._heads.keys().isdisjoint(stems))
+
+    # -- digits of IDs glued to letters ----------------------------------------------------
+
+    def _add_glued(self, low: str, found: list[Span]) -> list[Span]:
+        """``found`` and the ID digit runs that stand outside it, by start."""
+        glued = [
+            span
+            for span in self._glued_spans(low)
+            if not any(start < span[1] and span[0] < end for start, end, _ in found)
+        ]
+        return sorted(found + glued) if glued else found
+
+    def _glued_spans(self, low: str) -> list[Span]:
+        """Every occurrence of an ID's digit run with no ASCII digit on either side (in raw
+        bytes the byte after may be a digit followed by NUL: the low byte of the next tag,
+        as for words)."""
+        found: list[Span] = []
+        cut = self._syntax.cut_before_nul
+        for run, category in self._digits.items():
+            at = low.find(run)
+            while at >= 0:
+                end = at + len(run)
+                if not _digit_at(low, at - 1) and (
+                    not _digit_at(low, end) or (cut and low[end + 1 : end + 2] == "\x00")
+                ):
+                    found.append((at, end, category))
+                at = low.find(run, at + 1)
+        return found
 
     # -- dates ----------------------------------------------------------------------------
 

@@ -39,7 +39,11 @@ from deid.policy import Policy
 from deid.private import KEPT_CREATOR, REMOVED_CREATOR, PrivateRules, PrivateVerdict, creators
 from deid.rawitems import convert_sequence
 from deid.standard import ProfileRow, confidentiality_table, iod_types, sop_classes
-from deid.structured import CONTENT_ITEM_SEQUENCES, content_item_verdict
+from deid.structured import (
+    CONTENT_ITEM_SEQUENCES,
+    NESTED_CONTENT_ITEM_SEQUENCES,
+    content_item_verdict,
+)
 from deid.tags import (
     CURVE_PATTERN,
     OVERLAY_DATA_PATTERN,
@@ -367,7 +371,8 @@ class _Planner:
             self.add(
                 site, ActionCode.K, ActionCode.K, Rule.UNLISTED, "not listed: kept, items processed"
             )
-            self._descend = _Context(ctx.clean_text, ctx.dummy_text, False)
+            items = ctx.content_items and site.tag in NESTED_CONTENT_ITEM_SEQUENCES
+            self._descend = _Context(ctx.clean_text, ctx.dummy_text, items)
         elif ctx.dummy_text and vr in _FREE_TEXT_VRS:
             reason = "free text inside a sequence the profile dummies"
             self.add(site, ActionCode.D, ActionCode.D, Rule.CONTEXT, reason)

@@ -129,8 +129,10 @@ class Policy:
         How the pixel pass works (text to blank, OCR engine, padding, lossless re-encoding).
     allow_sop_classes : iterable of UID strings
         SOP Classes deid rejects by default (encapsulated documents and models, raw data,
-        private SOP Classes: :data:`deid.gates.UNSAFE_SOP_CLASSES`) that this site has checked
-        and wants processed all the same (attributes only: their payload is not cleaned).
+        private SOP Classes: :data:`deid.gates.UNSAFE_SOP_CLASSES`; SR documents whose content
+        the policy cannot clean: :func:`deid.gates.check_content`) that this site has checked
+        and wants processed all the same (attributes only: their payload is not cleaned, SR
+        content leaves as the policy's actions leave it).
     allow_recognizable_visual_features : bool
         Release objects whose Recognizable Visual Features is YES (faces in photographs or
         volume renderings): deid does not offer Clean Recognizable Visual Features, so they

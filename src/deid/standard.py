@@ -241,6 +241,14 @@ def lookup_structured_content(
     return found
 
 
+@functools.cache
+def structured_content_schemes() -> frozenset[str]:
+    """The coding schemes whose concepts Table E.3.4-1 judges, with their retired names."""
+    schemes = {scheme for scheme, _, _ in structured_content_table()}
+    schemes.update(old for old, new in _SCHEME_ALIASES.items() if new in schemes)
+    return frozenset(schemes)
+
+
 @dataclass(frozen=True, slots=True)
 class CodedConcept:
     scheme: str

@@ -274,6 +274,21 @@ def native_frame_from_bytes(raw: bytes, layout: PixelLayout, index: int) -> npt.
     return frame.reshape(layout.rows, layout.columns, layout.samples_per_pixel)
 
 
+def can_decode(syntax: str) -> bool:
+    """Whether pydicom has a pixel decoder for ``syntax`` (native syntaxes need none); its
+    plug-ins may still be missing (:func:`decoder_for` says so)."""
+    from pydicom.pixels.decoders.base import get_decoder
+
+    uid = UID(syntax)
+    if not uid.is_encapsulated:
+        return True
+    try:
+        get_decoder(uid)
+    except NotImplementedError:
+        return False
+    return True
+
+
 def decoder_for(layout: PixelLayout) -> Any:
     """pydicom's decoder for an encapsulated syntax; raises when none can run here."""
     from pydicom.pixels.decoders.base import get_decoder
