@@ -35,7 +35,14 @@ from deid.pixels.overlays import (
     overlay_planes,
     remove_overlays,
 )
-from deid.pixels.regions import Candidate, Candidates, CropReader, candidates_near, plan_places
+from deid.pixels.regions import (
+    Candidate,
+    Candidates,
+    CropReader,
+    Place,
+    candidates_near,
+    plan_places,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -185,6 +192,8 @@ class _Reads:
         self.candidates = candidates
         self.crops = CropReader(engine) if candidates is not None else None
         self._calls = 0
+        self._before: set[Candidate] = set()  # the candidates of the last frame read whole
+        self.places: list[Place] = []  # the places read in the last frame, every round
 
     @property
     def calls(self) -> int:
@@ -194,17 +203,38 @@ class _Reads:
         self, image: npt.NDArray[np.uint8], blanked: Sequence[TextBox] | None = None
     ) -> list[TextBox]:
         """The boxes ``select`` keeps in ``image``. ``blanked``: the areas just blanked in
-        it, whose neighbourhoods are the only parts that changed since the last read (only
-        there are candidates looked for again; every other place reads as before)."""
+        the frame read last. Reading crops, the places read before are read again (only
+        those whose pixels blanking changed cost a read), and so are the candidates next to
+        the blanked areas that the frame did not have before blanking (what blanking left
+        or changed: a stroke next to a blanked box, the rest of a cut line)."""
         if self.crops is None or self.candidates is None:
             self._calls += 1
             return _detect(self.engine, image, self.select)
         rows, columns = int(image.shape[0]), int(image.shape[1])
         if blanked is None:
             found_at: Sequence[Candidate] = self.candidates(image)
+            self._before = set(found_at)
+            found = self.crops.read(image, plan_places(found_at, rows, columns))
+            self.places = list(self.crops.last_places)
         else:
-            found_at = candidates_near(self.candidates, image, blanked)
-        found = self.crops.read(image, plan_places(found_at, rows, columns))
+            # the places read before (those blanking changed are read again; the others are
+            # the same pixels: the reads are reused), and what blanking left or changed
+            # next to the blanked areas
+            near = candidates_near(self.candidates, image, blanked)
+            fresh = plan_places([c for c in near if c not in self._before], rows, columns)
+            found = self.crops.read(image, [*self.places, *fresh])
+            self.places = list(dict.fromkeys(self.crops.last_places))
+        return list(self.select(found)) if self.select is not None else found
+
+    def read_again(
+        self, image: npt.NDArray[np.uint8], places: Sequence[Place] | None
+    ) -> list[TextBox]:
+        """The boxes ``select`` keeps in ``image`` (a frame as written), read where its
+        frame was read (``places``; the whole frame when reading whole frames)."""
+        if self.crops is None or places is None:
+            self._calls += 1
+            return _detect(self.engine, image, self.select)
+        found = self.crops.read(image, places)
         return list(self.select(found)) if self.select is not None else found
 
 
@@ -276,6 +306,8 @@ def clean_pixels(
     found: dict[bytes, list[TextBox]] = {}
     windows: dict[bytes, Window] = {}  # each read frame's grey window (blanked: the same)
     frame_windows: dict[int, Window] = {}
+    places: dict[bytes, list[Place]] = {}  # where each frame was read (reading crops)
+    frame_places: dict[int, list[Place]] = {}
     areas: dict[int, list[TextBox]] = {}
     blanked: list[Blanked] = []
     high_bits: list[int] = []
@@ -304,6 +336,7 @@ def clean_pixels(
                 boxes = boxes + extra
                 if clean is not None:
                     read_clean.add(clean)
+                places[key] = reads.places
             found[key] = boxes
         filled: list[TextBox] = []
         if boxes:
@@ -316,6 +349,8 @@ def clean_pixels(
         if filled or cleared:
             areas[index] = filled
             frame_windows[index] = windows.get(key)
+            if key in places:
+                frame_places[index] = places[key]
     result = write_frames(
         ds,
         _BlankedFrames(ds, layout, areas, fill),
@@ -326,7 +361,11 @@ def clean_pixels(
     )
     if verify:
         _verify_frames(
-            ds, reads, {i: a for i, a in areas.items() if a}, frame_windows, read_clean
+            ds,
+            reads,
+            {i: a for i, a in areas.items() if a},
+            (frame_windows, frame_places),
+            read_clean,
         )
     calls += reads.calls
     icon_rebuilt = False
@@ -381,13 +420,15 @@ def _verify_frames(
     ds: Dataset,
     reads: _Reads,
     areas: Mapping[int, list[TextBox]],
-    windows: Mapping[int, Window],
+    how: tuple[Mapping[int, Window], Mapping[int, list[Place]]],
     read_clean: set[bytes] | None = None,
 ) -> None:
     """Read every blanked frame back from the written pixel data, shown with its original's
-    grey window; raise on text left outside the blanked areas. A frame whose stored values are
-    exactly those of a blanked frame the engine already read and found clean is not read
-    again (same input, same answer: lossless outputs)."""
+    grey window and read where the pass read it (whole, or its places); raise on text left
+    outside the blanked areas. A frame whose stored values are exactly those of a blanked
+    frame the engine already read and found clean is not read again (same input, same
+    answer: lossless outputs)."""
+    windows, places = how
     if not areas:
         return
     layout = read_layout(ds)
@@ -401,12 +442,13 @@ def _verify_frames(
         else:
             frame = native_frame_from_bytes(raw, layout, index)
         digest = _digest(frame)
-        key = digest + repr((areas[index], windows.get(index))).encode()
+        key = digest + repr((areas[index], windows.get(index), places.get(index))).encode()
         clean = seen.get(key)
         if clean is None and read_clean is not None and digest in read_clean:
             clean = True
         if clean is None:
-            again = reads.read(to_uint8(frame, layout, ds, window=windows.get(index)))
+            image = to_uint8(frame, layout, ds, window=windows.get(index))
+            again = reads.read_again(image, places.get(index))
             clean = all(_inside(box, areas[index], VERIFY_TOLERANCE) for box in again)
             seen[key] = clean
         if not clean:

@@ -40,7 +40,10 @@ Candidates = Callable[["npt.NDArray[np.uint8]"], Sequence[Candidate]]
 #: ``(left, top, right, bottom)``: a rectangle of the image, right and bottom exclusive.
 Place = tuple[int, int, int, int]
 
-#: Smallest margin, in pixels, added left and right / above and below each candidate.
+#: Margin added left and right / above and below each candidate, in candidate heights, and
+#: at least in pixels.
+ACROSS = 1.0
+DOWN = 0.5
 MARGIN_ACROSS = 16
 MARGIN_DOWN = 8
 #: Places covering more of the frame than this are read as the whole frame.
@@ -57,8 +60,8 @@ CONTEXT = 24
 def grow(candidate: Candidate, rows: int, columns: int) -> Place:
     """``candidate`` with its margin (see the module), clipped to the image."""
     left, top, width, height = candidate
-    across = max(MARGIN_ACROSS, 2 * height)
-    down = max(MARGIN_DOWN, height)
+    across = max(MARGIN_ACROSS, round(ACROSS * height))
+    down = max(MARGIN_DOWN, round(DOWN * height))
     return (
         max(0, left - across),
         max(0, top - down),
@@ -195,11 +198,14 @@ class CropReader:
             engine, "crop_size", None
         )
         self._read: dict[bytes, list[TextBox]] = {}
+        self.last_places: list[Place] = []
 
     def read(self, image: npt.NDArray[np.uint8], places: Iterable[Place]) -> list[TextBox]:
-        """Every box found in ``places`` of ``image``, in the image's pixels."""
+        """Every box found in ``places`` of ``image``, in the image's pixels.
+        ``last_places``: the places read in the end (fitted and grown)."""
         rows, columns = int(image.shape[0]), int(image.shape[1])
         found: list[TextBox] = []
+        self.last_places: list[Place] = []
         for place in places:
             found += self._read_place(image, self._fitted(place, rows, columns))
         return found
@@ -210,9 +216,12 @@ class CropReader:
             boxes = self._boxes(image, place)
             grown = self._grown(place, boxes, rows, columns)
             if grown == place:
+                self.last_places.append(place)
                 return boxes
             place = self._fitted(grown, rows, columns)
-        return self._boxes(image, (0, 0, columns, rows))
+        place = (0, 0, columns, rows)
+        self.last_places.append(place)
+        return self._boxes(image, place)
 
     def _boxes(self, image: npt.NDArray[np.uint8], place: Place) -> list[TextBox]:
         left, top, right, bottom = place
