@@ -155,9 +155,7 @@ def pass_configurations(threads: int) -> dict[str, Callable[[Any], Any]]:
     screen = TextPrescreen()
     pad = PixelSettings().pad  # the policies' default
     passes: dict[str, Callable[[Any], Any]] = {
-        "pixel pass, whole frames": lambda ds: clean_pixels(
-            ds, engine, prescreen=screen, pad=pad
-        ),
+        "pixel pass, whole frames": lambda ds: clean_pixels(ds, engine, prescreen=screen, pad=pad),
     }
     try:
         from deid.pixels.regions import OneScan
@@ -166,9 +164,7 @@ def pass_configurations(threads: int) -> dict[str, Callable[[Any], Any]]:
 
     def places(ds: Any) -> Any:
         once = OneScan(screen.scan)
-        return clean_pixels(
-            ds, engine, prescreen=once.flagged, candidates=once.candidates, pad=pad
-        )
+        return clean_pixels(ds, engine, prescreen=once.flagged, candidates=once.candidates, pad=pad)
 
     passes["pixel pass, places (default)"] = places
     return passes
@@ -398,9 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text_free=args.text_free,
         dx_scale=args.dx_scale,
     )
-    detectors = (
-        {} if args.only_pass else configurations(args.threads, easyocr=not args.no_easyocr)
-    )
+    detectors = {} if args.only_pass else configurations(args.threads, easyocr=not args.no_easyocr)
     for detect in detectors.values():  # first-call warm-up, untimed
         detect(items[0].frames()[0])
     rows = run_synthetic(detectors, items)
@@ -439,8 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 asdict(r) | {"recall": r.recall, "frames_per_s": r.frames_per_s} for r in rows
             ],
             "pass_rows": [
-                asdict(r) | {"recall": r.recall, "frames_per_s": r.frames_per_s}
-                for r in pass_rows
+                asdict(r) | {"recall": r.recall, "frames_per_s": r.frames_per_s} for r in pass_rows
             ],
             "corpus": corpus,
         }

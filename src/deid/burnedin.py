@@ -286,9 +286,7 @@ def run_pixel_pass(
     return PixelOutcome(why, cleaned, ocr.name, report)
 
 
-def _screen(
-    screen: Prescreen | None, ocr: OcrEngine
-) -> tuple[Prescreen | None, Candidates | None]:
+def _screen(screen: Prescreen | None, ocr: OcrEngine) -> tuple[Prescreen | None, Candidates | None]:
     """The pre-screen's gate, and where the engine reads: only the places the pre-screen
     flags when it can say where (``scan``) and the engine's detection is local
     (``reads_crops``), from one scan per image; else ``None`` (whole frames)."""

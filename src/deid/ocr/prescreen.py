@@ -98,9 +98,7 @@ class TextPrescreen:
         frame the pre-screen flagged, so a line left out here is a line left unread."""
         return self.scan(image)[1]
 
-    def scan(
-        self, image: npt.NDArray[np.uint8]
-    ) -> tuple[bool, list[tuple[int, int, int, int]]]:
+    def scan(self, image: npt.NDArray[np.uint8]) -> tuple[bool, list[tuple[int, int, int, int]]]:
         """``(self(image), self.candidates(image))`` from one pass over the image."""
         flagged = False
         found: list[tuple[int, int, int, int]] = []

@@ -107,7 +107,7 @@ def _digest(array: npt.NDArray[Any]) -> bytes:
 
     digest = hashlib.sha256()  # (faster than BLAKE2b where the CPU has SHA instructions)
     digest.update(repr((array.shape, array.dtype.str)).encode())
-    digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+    digest.update(np.ascontiguousarray(array).data.cast("B"))
     return digest.digest()
 
 

@@ -176,10 +176,7 @@ def _grey(
         image = (frame != 0).astype(np.uint8) * np.uint8(255)
     elif (levels := _Levels.of(frame, ds)) is not None:
         low, high = levels.window(ds) if window is None else window
-        if high <= low:
-            image = np.zeros(frame.shape, np.uint8)
-        else:
-            image = levels.image(low, high)
+        image = np.zeros(frame.shape, np.uint8) if high <= low else levels.image(low, high)
     else:
         values = _rescaled(frame, ds)
         low, high = _window(values, ds) if window is None else window

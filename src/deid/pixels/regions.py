@@ -6,19 +6,26 @@ a frame (corner blocks, a banner). When the pre-screen can say *where* text may 
 finds there in the whole image (``reads_crops``, e.g. :class:`deid.ocr.rapid.RapidOcr`), the
 pixel pass reads crops:
 
-1. :func:`plan_places`: each candidate is grown by a margin (two character heights across,
-   one down, at least :data:`MARGIN_ACROSS` / :data:`MARGIN_DOWN` pixels), and overlapping
-   rectangles are merged until none overlap. When the places cover more than
-   :data:`FULL_FRAME_SHARE` of the frame, the whole frame is read instead (one read of a
-   frame costs less than several crops that nearly fill it).
+1. :func:`plan_places`: each candidate is grown by a margin (:data:`ACROSS` character heights
+   left and right, :data:`DOWN` above and below, at least :data:`MARGIN_ACROSS` /
+   :data:`MARGIN_DOWN` pixels), and overlapping rectangles are merged until none overlap.
+   When the places cover more than :data:`FULL_FRAME_SHARE` of the frame, or there are more
+   than :data:`MAX_CANDIDATES` candidates, the whole frame is read instead.
 2. :class:`CropReader` cuts each place out of the 8-bit image (grown to a size the engine
-   reads without resampling, where it says which) and detects in it. A box that reaches an
-   inner edge of its crop (text may go on past it) grows the crop on that side and the crop
-   is read again, until no box does or the crop is the whole image.
+   reads without resampling, where it says which: ``crop_size``) and detects in it. A box
+   that reaches an inner edge of its crop (text may go on past it) grows the crop on that
+   side and the crop is read again, until no box does (or, after :data:`MAX_GROWTH` times,
+   the whole image is read).
 3. Every read is kept by the digest of the crop's pixels: a crop whose pixels are identical
-   to one already read (the same banner on every frame of a loop; the blanked frame read back
-   after writing) gets the stored result without a read. Same pixels in, same boxes out: the
-   reuse is exact. The store lives as long as the reader, one object's pixel pass.
+   to one already read (the unchanged text of a loop's frames, a place blanking did not
+   touch, the blanked frame read back after writing) gets the stored result without a read.
+   Same pixels in, same boxes out: the reuse is exact. The store lives as long as the
+   reader, one object's pixel pass.
+
+What is not inside a place is not read: the pre-screen's candidates decide what the detector
+sees. They are looser than its text/no-text gate (a single character-shaped stroke group is
+a candidate), and the synthetic and corpus recall benchmarks (``benchmarks/bench_pixels.py``,
+``benchmarks/corpus_recall.py``) measure the two together.
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ MARGIN_ACROSS = 16
 MARGIN_DOWN = 8
 #: Places covering more of the frame than this are read as the whole frame.
 FULL_FRAME_SHARE = 0.5
+#: More candidates than this (a noisy or text-filled frame): the whole frame is read.
+MAX_CANDIDATES = 256
 #: How many times a crop grows because a box reached its edge before the frame is read whole.
 MAX_GROWTH = 4
 #: A box this close to an inner edge of its crop (in pixels) reaches it.
@@ -102,25 +111,20 @@ def _area(place: Place) -> int:
     return (place[2] - place[0]) * (place[3] - place[1])
 
 
-def plan_places(
-    candidates: Iterable[Candidate],
-    rows: int,
-    columns: int,
-    *,
-    also: Iterable[Place] = (),
-) -> list[Place]:
+def plan_places(candidates: Iterable[Candidate], rows: int, columns: int) -> list[Place]:
     """The places to read in a ``rows`` x ``columns`` image: ``candidates`` grown by their
-    margins and ``also`` (already grown), merged; ``[whole image]`` when they cover more than
-    :data:`FULL_FRAME_SHARE` of it; ``[]`` when there is nothing to read."""
-    places = [grow(c, rows, columns) for c in candidates]
-    places += [
-        (max(0, p[0]), max(0, p[1]), min(columns, p[2]), min(rows, p[3]))
-        for p in also
-        if p[0] < columns and p[1] < rows and p[2] > 0 and p[3] > 0
-    ]
-    merged = merge(p for p in places if p[2] > p[0] and p[3] > p[1])
+    margins and merged; ``[whole image]`` when they cover more than
+    :data:`FULL_FRAME_SHARE` of it or are more than :data:`MAX_CANDIDATES`; ``[]`` when there
+    are none."""
+    listed = list(candidates)
+    whole = [(0, 0, columns, rows)]
+    if len(listed) > MAX_CANDIDATES:
+        return whole
+    merged = merge(
+        p for p in (grow(c, rows, columns) for c in listed) if p[2] > p[0] and p[3] > p[1]
+    )
     if sum(_area(p) for p in merged) > FULL_FRAME_SHARE * rows * columns:
-        return [(0, 0, columns, rows)]
+        return whole
     return merged
 
 
@@ -181,7 +185,7 @@ def _digest(crop: npt.NDArray[Any]) -> bytes:
 
     digest = hashlib.sha256()  # (faster than BLAKE2b where the CPU has SHA instructions)
     digest.update(repr((crop.shape, crop.dtype.str)).encode())
-    digest.update(memoryview(np.ascontiguousarray(crop)).cast("B"))
+    digest.update(np.ascontiguousarray(crop).data.cast("B"))
     return digest.digest()
 
 
@@ -194,9 +198,7 @@ class CropReader:
         self.engine = engine
         self.calls = 0
         self.reused = 0
-        self._fit: Callable[[int, int], tuple[int, int]] | None = getattr(
-            engine, "crop_size", None
-        )
+        self._fit: Callable[[int, int], tuple[int, int]] | None = getattr(engine, "crop_size", None)
         self._read: dict[bytes, list[TextBox]] = {}
         self.last_places: list[Place] = []
 
@@ -205,7 +207,7 @@ class CropReader:
         ``last_places``: the places read in the end (fitted and grown)."""
         rows, columns = int(image.shape[0]), int(image.shape[1])
         found: list[TextBox] = []
-        self.last_places: list[Place] = []
+        self.last_places = []
         for place in places:
             found += self._read_place(image, self._fitted(place, rows, columns))
         return found
