@@ -117,3 +117,20 @@ def test_dark_strokes_are_candidates_too(prescreen: TextPrescreen) -> None:
     image[27:30, 50:58] = 20
     assert (50, 20, 8, 10) in prescreen.candidates(image)
     assert (50, 20, 8, 10) not in TextPrescreen(dark=False).candidates(image)
+
+
+def test_labels_are_16_bit_only_where_every_component_fits() -> None:
+    import cv2
+
+    from deid.ocr.prescreen import label_type
+
+    mask = np.zeros((300, 300), np.uint8)
+    mask[::2, ::2] = 1  # 22,500 one-pixel components
+    assert label_type(cv2, mask) == cv2.CV_16U
+    sixteen = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_16U)
+    full = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
+    assert sixteen[0] == full[0] == 22_501
+    assert np.array_equal(sixteen[2], full[2])
+    big = np.zeros((600, 600), np.uint8)
+    big[::2, ::2] = 1  # 90,000 components: more than 16-bit labels hold
+    assert label_type(cv2, big) == cv2.CV_32S

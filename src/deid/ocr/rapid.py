@@ -55,6 +55,7 @@ import numpy as np
 from deid.errors import MissingDependencyError
 from deid.ocr._packages import has_module, model_dir
 from deid.ocr.base import TextBox
+from deid.ocr.prescreen import label_type
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -279,7 +280,9 @@ class RapidOcr:
         cv2 = self._cv2
         mask = (probability > self.threshold).astype(np.uint8)
         mask = cv2.dilate(mask, np.ones((2, 2), np.uint8))
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(
+            mask, connectivity=8, ltype=label_type(cv2, mask)
+        )
         found: list[tuple[float, float, float, float, float]] = []
         if count <= 1:
             return found
