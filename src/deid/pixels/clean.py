@@ -279,7 +279,11 @@ def clean_pixels(
     every round and in verification; a crop whose pixels are identical to one already read
     in this object (the unchanged text of a loop's frames, a blanked frame read back) reuses
     that read. Pixels of a frame outside its candidates' places are not read by the engine.
-    Overlay planes are always read whole.
+    A later round reads the places read before (where blanking changed nothing, the reads are
+    reused) and the candidates next to the blanked boxes that blanking left or changed;
+    verification reads the written frame at the places its frame was read. The 8-bit image of
+    a blanked frame (later rounds, verification) uses the grey window of its original.
+    ``ocr_calls`` counts every engine run, one per crop. Overlay planes are always read whole.
     """
     if pad < 0:
         raise ValueError("pad must be zero or positive")
