@@ -12,6 +12,12 @@ Corpus (``../shared/corpus/burned_in_truth.json``): every box with ``phi: true``
 frame must be covered; a box counts as covered when at least ``CORPUS_COVERED`` (90 %) of its
 area is inside the returned boxes (the truth has boxes, not ink masks).
 
+Pixel pass (``--no-pass`` leaves it out): :func:`deid.pixels.clean_pixels` on each synthetic
+object as a DICOM data set (``textimages.to_dataset``): pre-screen, reads, the second round,
+blanking, writing and verification, as the engine runs it, reading whole frames or only the
+places the pre-screen flags (crops; the default). Line recall and false blanking from the
+blanked boxes the pass reports; frames/s over the whole pass; detector reads counted.
+
 The issue's baseline is EasyOCR ``readtext`` on every frame at full size: ``EasyOcr()``
 (CRAFT detection, then the English recogniser on every box, as ``readtext`` does) when the
 easyocr extra is installed (``make easyocr``). Without it the in-run baseline is RapidOcr
@@ -21,6 +27,7 @@ detection + recognition on every frame at full size with no pre-screen.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import sys
@@ -37,6 +44,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import textimages
+from deid import ResidualPhiError
 from deid.ocr import TextBox
 from deid.ocr.easy import EasyOcr
 from deid.ocr.prescreen import TextPrescreen
@@ -125,6 +133,123 @@ def run_synthetic(
                         row.found += textimages.ink_coverage(line, _xywh(boxes)) >= COVERED
             rows.append(row)
     return rows
+
+
+# -- the whole pixel pass ---------------------------------------------------------------------
+
+
+@dataclass
+class PassRow(Row):
+    reads: int = 0
+    objects: int = 0
+    rejected: int = 0  # verification still found text: the engine would reject the object
+
+
+def pass_configurations(threads: int) -> dict[str, Callable[[Any], Any]]:
+    """name -> ``data set -> PixelReport``: the pixel pass reading whole frames, and reading
+    the pre-screen's places (where this deid has them)."""
+    from deid.pixels import clean_pixels
+    from deid.policy import PixelSettings
+
+    engine = RapidOcr(threads=threads)
+    screen = TextPrescreen()
+    pad = PixelSettings().pad  # the policies' default
+    passes: dict[str, Callable[[Any], Any]] = {
+        "pixel pass, whole frames": lambda ds: clean_pixels(ds, engine, prescreen=screen, pad=pad),
+    }
+    try:
+        from deid.pixels.regions import OneScan
+    except ImportError:  # a deid from before crop reading
+        return passes
+
+    def places(ds: Any) -> Any:
+        once = OneScan(screen.scan)
+        return clean_pixels(ds, engine, prescreen=once.flagged, candidates=once.candidates, pad=pad)
+
+    passes["pixel pass, places (default)"] = places
+    return passes
+
+
+def run_passes(
+    passes: dict[str, Callable[[Any], Any]], items: Sequence[textimages.TextImage]
+) -> list[PassRow]:
+    rows: list[PassRow] = []
+    datasets = [(item, textimages.to_dataset(item)) for item in items]
+    for config, clean in passes.items():
+        for kind in dict.fromkeys(item.kind for item in items):
+            row = PassRow(config, kind, 0, 0, 0, 0, 0, 0.0)
+            for item, original in ((i, d) for i, d in datasets if i.kind == kind):
+                ds = copy.deepcopy(original)
+                row.objects += 1
+                start = time.perf_counter()
+                try:
+                    report = clean(ds)
+                except ResidualPhiError:
+                    row.seconds += time.perf_counter() - start
+                    row.rejected += 1
+                    row.frames += len(item.frames())
+                    continue
+                row.seconds += time.perf_counter() - start
+                row.reads += report.ocr_calls
+                boxes = report.boxes_by_frame()
+                for frame, image in enumerate(item.frames()):
+                    row.frames += 1
+                    found = [b.box for b in boxes.get(frame, ())]
+                    lines = item.frame_lines(frame)
+                    if not lines:
+                        mask = np.zeros(image.shape[:2], bool)
+                        for box in found:
+                            mask[box.top : box.bottom, box.left : box.right] = True
+                        row.free_pixels += mask.size
+                        row.blanked_free += int(mask.sum())
+                    for line in lines:
+                        row.lines += 1
+                        row.found += textimages.ink_coverage(line, _xywh(found)) >= COVERED
+            rows.append(row)
+    return rows
+
+
+def pass_table(rows: Sequence[PassRow]) -> str:
+    out = [
+        "| Pixel pass | Type | Objects | Rejected | Frames | Line recall (released) "
+        "| False-blanked area | Detector reads | frames/s | x whole frames |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    whole = {r.kind: r for r in rows if r.config.endswith("whole frames")}
+    for r in rows:
+        base = whole.get(r.kind)
+        ratio = r.frames_per_s / base.frames_per_s if base else float("nan")
+        free = f"{100 * r.blanked_free / r.free_pixels:.3f} %" if r.free_pixels else "-"
+        out.append(
+            f"| {r.config} | {r.kind} | {r.objects} | {r.rejected} | {r.frames} "
+            f"| {r.found}/{r.lines} ({100 * r.recall:.1f} %) | {free} | {r.reads} "
+            f"| {r.frames_per_s:.2f} | {ratio:.1f} |"
+        )
+    configs = list(dict.fromkeys(r.config for r in rows))
+    totals = {}
+    for config in configs:
+        mine = [r for r in rows if r.config == config]
+        frames, seconds = sum(r.frames for r in mine), sum(r.seconds for r in mine)
+        totals[config] = (
+            frames / seconds,
+            sum(r.found for r in mine),
+            sum(r.lines for r in mine),
+            sum(r.reads for r in mine),
+            sum(r.rejected for r in mine),
+        )
+    out += [
+        "",
+        "| Pixel pass | All types: line recall (released) | Rejected objects | Detector reads "
+        "| frames/s | x whole frames |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    base_fps = totals[configs[0]][0]
+    for config, (fps, found, lines, reads, rejected) in totals.items():
+        out.append(
+            f"| {config} | {found}/{lines} ({100 * found / max(lines, 1):.2f} %) | {rejected} "
+            f"| {reads} | {fps:.2f} | {fps / base_fps:.1f} |"
+        )
+    return "\n".join(out)
 
 
 # -- corpus -----------------------------------------------------------------------------------
@@ -254,6 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-corpus", action="store_true")
+    parser.add_argument("--no-pass", action="store_true", help="leave out the pixel pass")
+    parser.add_argument("--only-pass", action="store_true", help="only the pixel pass")
     parser.add_argument(
         "--no-easyocr", action="store_true", help="RapidOcr det+rec as the baseline (quicker)"
     )
@@ -267,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text_free=args.text_free,
         dx_scale=args.dx_scale,
     )
-    detectors = configurations(args.threads, easyocr=not args.no_easyocr)
+    detectors = {} if args.only_pass else configurations(args.threads, easyocr=not args.no_easyocr)
     for detect in detectors.values():  # first-call warm-up, untimed
         detect(items[0].frames()[0])
     rows = run_synthetic(detectors, items)
@@ -276,10 +403,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"Command: {command}")
     print(f"Python {platform.python_version()}, {platform.machine()}, threads={args.threads}")
-    print()
-    print(table(rows))
+    if rows:
+        print()
+        print(table(rows))
+    pass_rows: list[PassRow] = []
+    if not args.no_pass:
+        passes = pass_configurations(args.threads)
+        for clean in passes.values():  # first-call warm-up, untimed
+            clean(textimages.to_dataset(items[0]))
+        pass_rows = run_passes(passes, items)
+        print()
+        print(pass_table(pass_rows))
     corpus: list[dict[str, Any]] = []
-    if not args.no_corpus and (CORPUS / "burned_in_truth.json").is_file():
+    if detectors and not args.no_corpus and (CORPUS / "burned_in_truth.json").is_file():
         corpus = run_corpus(detectors, CORPUS)
         print()
         print("| Config | Corpus files | PHI boxes covered | Missed (file: covered/boxes) |")
@@ -295,6 +431,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "command": command,
             "rows": [
                 asdict(r) | {"recall": r.recall, "frames_per_s": r.frames_per_s} for r in rows
+            ],
+            "pass_rows": [
+                asdict(r) | {"recall": r.recall, "frames_per_s": r.frames_per_s} for r in pass_rows
             ],
             "corpus": corpus,
         }

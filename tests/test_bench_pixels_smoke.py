@@ -40,3 +40,15 @@ def test_pixel_benchmark_slice(tmp_path: Path) -> None:
     assert len(default) == 2
     for row in default:  # the default configuration finds every line and blanks no free pixel
         assert (row["found"], row["blanked_free"]) == (row["lines"], 0)
+    passes = payload["pass_rows"]
+    assert {(row["config"], row["kind"]) for row in passes} == {
+        (config, kind)
+        for config in ("pixel pass, whole frames", "pixel pass, places (default)")
+        for kind in ("CT", "US")
+    }
+    for row in passes:
+        assert (row["objects"], row["frames"]) == (2, 2)
+        assert row["reads"] > 0
+    for row in passes:  # the pass as shipped releases both and finds every line
+        if row["config"] == "pixel pass, places (default)":
+            assert (row["rejected"], row["found"], row["blanked_free"]) == (0, row["lines"], 0)

@@ -142,3 +142,40 @@ def test_allowed_labels_come_from_the_profile_file() -> None:
     assert {"L", "R", "PORTABLE", "CM", "MM"} <= labels
     assert all(word == word.upper() and word.isalpha() for word in labels)
     assert "DOE" not in labels
+
+
+class _CropEngine:
+    name = "crops"
+    recognizes = False
+    reads_crops = True
+
+    def detect(self, image: object) -> list[TextBox]:
+        return []
+
+
+class _Screen:
+    def __init__(self) -> None:
+        self.scans = 0
+
+    def __call__(self, image: object) -> bool:
+        return True
+
+    def scan(self, image: object) -> tuple[bool, list[tuple[int, int, int, int]]]:
+        self.scans += 1
+        return True, [(1, 2, 3, 4)]
+
+
+def test_crops_are_read_only_with_a_screen_that_scans_and_an_engine_that_reads_crops() -> None:
+    from deid.burnedin import _screen
+    from deid.ocr import StaticOcr
+
+    screen = _Screen()
+    assert _screen(screen, StaticOcr()) == (screen, None)  # whole frames
+    assert _screen(None, _CropEngine()) == (None, None)
+    plain = lambda image: True  # noqa: E731 - a gate that cannot say where
+    assert _screen(plain, _CropEngine()) == (plain, None)
+    gate, where = _screen(screen, _CropEngine())
+    assert gate is not None and where is not None
+    image = object()
+    assert (gate(image), list(where(image))) == (True, [(1, 2, 3, 4)])
+    assert screen.scans == 1  # one scan for the gate and the candidates of an image

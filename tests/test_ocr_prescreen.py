@@ -87,3 +87,50 @@ def test_rejects_other_inputs(prescreen: TextPrescreen) -> None:
     assert repr(prescreen) == (
         "TextPrescreen(contrast=50, min_height=5, max_height=80, min_chars=3, dark=True)"
     )
+
+
+def test_candidates_are_groups_of_character_strokes_not_lone_bars(
+    prescreen: TextPrescreen,
+) -> None:
+    image = np.zeros((120, 300), np.uint8)
+    for index in range(5):  # a line of five 3 x 10 "characters"
+        image[20:30, 10 + index * 7 : 13 + index * 7] = 255
+    image[60:70, 200:203] = 255  # one "L" on its own
+    image[67:70, 200:208] = 255
+    image[90:105, 100:101] = 255  # a lone bar: a tick or a "1"
+    flagged, found = prescreen.scan(image)
+    assert flagged is prescreen(image) is True
+    assert prescreen.candidates(image) == found
+    # bright strokes: the line and the "L", not the bar (the dark strokes' pass also sees
+    # the gaps between bright strokes: candidates around the same places)
+    assert found[:2] == [(10, 20, 31, 10), (200, 60, 8, 10)]
+    assert (100, 90, 1, 15) not in found
+    image[20:30, 10:50] = 0  # no line left: not flagged, the "L" is still a candidate
+    flagged, found = prescreen.scan(image)
+    assert flagged is prescreen(image) is False
+    assert found[0] == (200, 60, 8, 10)
+
+
+def test_dark_strokes_are_candidates_too(prescreen: TextPrescreen) -> None:
+    image = np.full((60, 200), 230, np.uint8)
+    image[20:30, 50:53] = 20  # a dark "L" on a bright background
+    image[27:30, 50:58] = 20
+    assert (50, 20, 8, 10) in prescreen.candidates(image)
+    assert (50, 20, 8, 10) not in TextPrescreen(dark=False).candidates(image)
+
+
+def test_labels_are_16_bit_only_where_every_component_fits() -> None:
+    import cv2
+
+    from deid.ocr.prescreen import label_type
+
+    mask = np.zeros((300, 300), np.uint8)
+    mask[::2, ::2] = 1  # 22,500 one-pixel components
+    assert label_type(cv2, mask) == cv2.CV_16U
+    sixteen = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_16U)
+    full = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
+    assert sixteen[0] == full[0] == 22_501
+    assert np.array_equal(sixteen[2], full[2])
+    big = np.zeros((600, 600), np.uint8)
+    big[::2, ::2] = 1  # 90,000 components: more than 16-bit labels hold
+    assert label_type(cv2, big) == cv2.CV_32S

@@ -198,3 +198,14 @@ def test_a_batch_finds_what_one_by_one_finds(engine: RapidOcr, textimages: Modul
     images = [cine[0], other, cine[1], cine[2]]
     assert engine.detect_many(images) == [engine.detect(image) for image in images]
     assert engine.detect_many([]) == []
+
+
+@needs_models
+def test_crops_are_sized_to_be_read_without_resampling(engine: RapidOcr) -> None:
+    assert engine.reads_crops is True
+    # with the 16-pixel border on each side, whole multiples of 32
+    assert engine.crop_size(10, 10) == (32, 32)
+    assert engine.crop_size(32, 100) == (32, 128)
+    assert engine.crop_size(33, 97) == (64, 128)
+    assert RapidOcr(scale=0.5).crop_size(10, 10) == (10, 10)  # resampled anyway
+    assert RapidOcr(max_side=64).crop_size(40, 40) == (40, 40)  # 96 > 64: shrunk anyway

@@ -19,6 +19,7 @@ from deid import MissingDependencyError, PixelError
 from deid.ocr import StaticOcr, TextBox
 from deid.pixels import clean_pixels, iter_frames, read_frame, read_layout, to_uint8, write_frames
 from deid.pixels.blank import blank_frame, fill_values
+from deid.pixels.normalise import grey_window
 from tests.test_pixels_support import Spec, build, decode_independently
 
 
@@ -119,6 +120,63 @@ def test_percentile_window_keeps_thin_bright_text_white() -> None:
     assert image[10, 10] == 255
     assert image[0, 0] == 255  # 3000 is the 99.5th percentile: top of the window
     assert image[99, 99] == 0
+
+
+def _reference_grey(frame: np.ndarray, slope: float | None, intercept: float | None) -> Any:
+    """The 8-bit image by the plain formula on every pixel (numpy's percentiles)."""
+    values = frame.astype(np.float64)
+    if slope is not None:
+        values = values * slope
+    if intercept is not None:
+        values = values + intercept
+    low, high = (float(v) for v in np.percentile(values, (0.5, 99.5)))
+    if high <= low:
+        low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.zeros(frame.shape, np.uint8)
+    return np.clip(np.rint((values - low) * (255.0 / (high - low))), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("bits", "signed", "slope", "intercept"),
+    [
+        (8, False, None, None),
+        (12, False, 1.0, -1024.0),
+        (16, False, 0.5, 3.3),
+        (16, True, -0.7, 0.0),
+        (8, True, 2.3, -1.0),
+    ],
+)
+def test_the_lookup_table_gives_what_the_formula_gives_on_every_pixel(
+    bits: int, signed: bool, slope: float | None, intercept: float | None
+) -> None:
+    ds, _ = build(Spec("MONOCHROME2", bits, signed=signed))
+    if slope is not None:
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    layout = read_layout(ds)
+    rng = np.random.default_rng(bits)
+    for size in (1, 7, 999, 4096):
+        low, high = layout.stored_range
+        frame = rng.integers(low, high, size=(1, size), endpoint=True).astype(layout.dtype())
+        frame[0, : size // 3] = frame[0, 0]  # many equal values (flat background)
+        expected = _reference_grey(frame, slope, intercept)
+        assert np.array_equal(to_uint8(frame, layout, ds), expected)
+
+
+def test_a_blanked_frame_is_shown_with_its_original_window() -> None:
+    ds, _ = build(Spec("MONOCHROME2", 16))
+    layout = read_layout(ds)
+    frame = np.full((100, 100), 1000, dtype=np.uint16)
+    frame[:50] = 3000
+    window = grey_window(frame, layout, ds)
+    assert window == (1000.0, 3000.0)
+    blanked = frame.copy()
+    blanked[:2] = 0  # 2 % of the pixels blanked: the frame's own 0.5th percentile moves
+    assert grey_window(blanked, layout, ds) == (0.0, 3000.0)
+    shown = to_uint8(blanked, layout, ds, window=window)
+    assert shown[:2].tolist() == [[0] * 100] * 2
+    assert np.array_equal(shown[2:], to_uint8(frame, layout, ds)[2:])  # the rest as before
+    assert grey_window(np.zeros((2, 2, 3), np.uint8), read_layout(build(Spec("RGB", 8))[0])) is None
 
 
 def test_monochrome1_is_inverted_for_ocr() -> None:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from deid.ocr.base import OcrEngine, TextBox
     from deid.pixels.clean import PixelReport, Prescreen
+    from deid.pixels.regions import Candidates
     from deid.policy import Policy
 
 #: Modalities whose ORIGINAL\PRIMARY images are reconstructed slices, not screens.
@@ -273,14 +274,16 @@ def run_pixel_pass(
             return [box for box in boxes if is_identifying(box.text, words)]
 
     screen = prescreen()
+    gate, where = _screen(screen, ocr)
     try:
         report = clean_pixels(
             ds,
             ocr,
             select=select,
             pad=policy.pixels.pad,
-            prescreen=screen,
+            prescreen=gate,
             lossless=policy.pixels.lossless,
+            candidates=where,
         )
     except MissingDependencyError as exc:
         raise RejectedError(
@@ -292,3 +295,16 @@ def run_pixel_pass(
     # Only pre-screened and nothing flagged: no OCR ran, the pixels were not looked at by it.
     cleaned = bool(reason) or report.ocr_calls > 0 or bool(report.overlays_blanked)
     return PixelOutcome(why, cleaned, ocr.name, report)
+
+
+def _screen(screen: Prescreen | None, ocr: OcrEngine) -> tuple[Prescreen | None, Candidates | None]:
+    """The pre-screen's gate, and where the engine reads: only the places the pre-screen
+    flags when it can say where (``scan``) and the engine's detection is local
+    (``reads_crops``), from one scan per image; else ``None`` (whole frames)."""
+    scan = getattr(screen, "scan", None)
+    if screen is None or not callable(scan) or not getattr(ocr, "reads_crops", False):
+        return screen, None
+    from deid.pixels.regions import OneScan
+
+    once = OneScan(scan)
+    return once.flagged, once.candidates

@@ -36,8 +36,11 @@ Recognition (``recognize=True``)
 
 Threads: an instance holds its onnxruntime sessions and no other mutable state, and
 onnxruntime allows concurrent ``run`` calls on one session, so one instance may be shared by
-threads; ``threads`` sets each session's intra-op thread count (keep it low when many threads
-share the machine).
+threads; ``threads`` sets each session's intra-op thread count. The default is 1: the pixel
+pass mostly reads small crops, where splitting one run over threads gains little, and objects
+are de-identified in parallel already (the runner's worker processes, the server's threads),
+which extra intra-op threads only oversubscribe. Raise it for the latency of single large
+frames on an otherwise idle machine. Graph optimisation is onnxruntime's default (all).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ import numpy as np
 from deid.errors import MissingDependencyError
 from deid.ocr._packages import has_module, model_dir
 from deid.ocr.base import TextBox
+from deid.ocr.prescreen import label_type
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -107,13 +111,16 @@ class RapidOcr:
         Drop a box taller than ``max_box_height`` x the image height, unless it is at most
         ``keep_height`` pixels tall.
     threads
-        onnxruntime intra-op threads per session.
+        onnxruntime intra-op threads per session (see the module).
     border
         Pixels of replicated edge added around the image before detection (the detector
         misses text that touches the image's edge without it).
     """
 
     name: ClassVar[str] = "rapidocr"
+    #: Detection is local: a crop with some context around its text gets the boxes the whole
+    #: image gets there (the pixel pass may read only the places the pre-screen flags).
+    reads_crops: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -126,7 +133,7 @@ class RapidOcr:
         pad: int = 3,
         max_box_height: float = 0.10,
         keep_height: int = 64,
-        threads: int = 2,
+        threads: int = 1,
         border: int = 16,
     ) -> None:
         if max_side is not None and max_side < 32:
@@ -247,6 +254,17 @@ class RapidOcr:
             boxes = self._read(bgr, boxes)
         return [box.padded(self.pad, rows, columns) for box in boxes]
 
+    def crop_size(self, rows: int, columns: int) -> tuple[int, int]:
+        """The smallest size of at least ``rows`` x ``columns`` that detection reads without
+        resampling (framed by the border, whole multiples of 32), where there is one: at
+        ``scale`` 1 and within ``max_side``; else ``(rows, columns)``."""
+        edge = 2 * self.border
+        height = -(-(rows + edge) // 32) * 32
+        width = -(-(columns + edge) // 32) * 32
+        if self.scale != 1.0 or (self.max_side is not None and max(height, width) > self.max_side):
+            return rows, columns
+        return height - edge, width - edge
+
     def _model_size(self, rows: int, columns: int) -> tuple[int, int]:
         factor = self.scale
         if self.max_side is not None and max(rows, columns) * factor > self.max_side:
@@ -262,7 +280,9 @@ class RapidOcr:
         cv2 = self._cv2
         mask = (probability > self.threshold).astype(np.uint8)
         mask = cv2.dilate(mask, np.ones((2, 2), np.uint8))
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(
+            mask, connectivity=8, ltype=label_type(cv2, mask)
+        )
         found: list[tuple[float, float, float, float, float]] = []
         if count <= 1:
             return found

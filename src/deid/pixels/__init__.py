@@ -9,6 +9,8 @@ One concept per module (none imports a codec, OpenCV or Pillow at import time):
 - :mod:`~deid.pixels.encode`: writing frames back (native, or re-encoded per syntax);
 - :mod:`~deid.pixels.overlays`: overlay planes 60xx;
 - :mod:`~deid.pixels.icons`: Icon Image Sequence;
+- :mod:`~deid.pixels.regions`: reading only the places the pre-screen flags, as crops, with
+  exact reuse of identical crops;
 - :mod:`~deid.pixels.clean`: :func:`clean_pixels`, the orchestrator, and :class:`PixelReport`.
 """
 

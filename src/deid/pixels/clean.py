@@ -27,13 +27,21 @@ from deid.pixels.frames import (
     read_layout,
 )
 from deid.pixels.icons import ICON_IMAGE_SEQUENCE, rebuild_icon, remove_icons
-from deid.pixels.normalise import to_uint8
+from deid.pixels.normalise import grey_window, to_uint8
 from deid.pixels.overlays import (
     OverlayPlane,
     blank_overlay,
     overlay_image,
     overlay_planes,
     remove_overlays,
+)
+from deid.pixels.regions import (
+    Candidate,
+    Candidates,
+    CropReader,
+    Place,
+    candidates_near,
+    plan_places,
 )
 
 if TYPE_CHECKING:
@@ -42,6 +50,7 @@ if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
 Select = Callable[[list[TextBox]], Iterable[TextBox]]
+Window = tuple[float, float] | None
 Prescreen = Callable[["npt.NDArray[np.uint8]"], bool]
 
 #: A box found again after blanking is accepted when it lies within this many pixels of a
@@ -94,9 +103,11 @@ class PixelReport:
 
 
 def _digest(array: npt.NDArray[Any]) -> bytes:
-    digest = hashlib.blake2b(digest_size=16)
+    import numpy as np
+
+    digest = hashlib.sha256()  # (faster than BLAKE2b where the CPU has SHA instructions)
     digest.update(repr((array.shape, array.dtype.str)).encode())
-    digest.update(array.tobytes())
+    digest.update(np.ascontiguousarray(array).data.cast("B"))
     return digest.digest()
 
 
@@ -168,6 +179,65 @@ def _detect(
     return list(select(found)) if select is not None else found
 
 
+class _Reads:
+    """How the engine reads a frame's 8-bit image: whole (``candidates`` None), or only the
+    places ``candidates`` flags, crop by crop with exact reuse (:mod:`deid.pixels.regions`).
+    ``calls`` counts the engine's reads."""
+
+    def __init__(
+        self, engine: OcrEngine, select: Select | None, candidates: Candidates | None
+    ) -> None:
+        self.engine = engine
+        self.select = select
+        self.candidates = candidates
+        self.crops = CropReader(engine) if candidates is not None else None
+        self._calls = 0
+        self._before: set[Candidate] = set()  # the candidates of the last frame read whole
+        self.places: list[Place] = []  # the places read in the last frame, every round
+
+    @property
+    def calls(self) -> int:
+        return self._calls + (self.crops.calls if self.crops is not None else 0)
+
+    def read(
+        self, image: npt.NDArray[np.uint8], blanked: Sequence[TextBox] | None = None
+    ) -> list[TextBox]:
+        """The boxes ``select`` keeps in ``image``. ``blanked``: the areas just blanked in
+        the frame read last. Reading crops, the places read before are read again (only
+        those whose pixels blanking changed cost a read), and so are the candidates next to
+        the blanked areas that the frame did not have before blanking (what blanking left
+        or changed: a stroke next to a blanked box, the rest of a cut line)."""
+        if self.crops is None or self.candidates is None:
+            self._calls += 1
+            return _detect(self.engine, image, self.select)
+        rows, columns = int(image.shape[0]), int(image.shape[1])
+        if blanked is None:
+            found_at: Sequence[Candidate] = self.candidates(image)
+            self._before = set(found_at)
+            found = self.crops.read(image, plan_places(found_at, rows, columns))
+            self.places = list(self.crops.last_places)
+        else:
+            # the places read before (those blanking changed are read again; the others are
+            # the same pixels: the reads are reused), and what blanking left or changed
+            # next to the blanked areas
+            near = candidates_near(self.candidates, image, blanked)
+            fresh = plan_places([c for c in near if c not in self._before], rows, columns)
+            found = self.crops.read(image, [*self.places, *fresh])
+            self.places = list(dict.fromkeys(self.crops.last_places))
+        return list(self.select(found)) if self.select is not None else found
+
+    def read_again(
+        self, image: npt.NDArray[np.uint8], places: Sequence[Place] | None
+    ) -> list[TextBox]:
+        """The boxes ``select`` keeps in ``image`` (a frame as written), read where its
+        frame was read (``places``; the whole frame when reading whole frames)."""
+        if self.crops is None or places is None:
+            self._calls += 1
+            return _detect(self.engine, image, self.select)
+        found = self.crops.read(image, places)
+        return list(self.select(found)) if self.select is not None else found
+
+
 def clean_pixels(
     ds: Dataset,
     engine: OcrEngine,
@@ -180,6 +250,7 @@ def clean_pixels(
     overlays: Literal["clean", "remove"] = "clean",
     icons: Literal["remove", "rebuild"] = "remove",
     rounds: int = 2,
+    candidates: Candidates | None = None,
 ) -> PixelReport:
     """Find text with ``engine`` in every frame and overlay plane of ``ds`` and blank it.
 
@@ -200,6 +271,19 @@ def clean_pixels(
     With ``verify`` the engine runs again on every blanked frame and overlay, read back from
     the written pixels; a box ``select`` keeps that is not inside a blanked area raises
     :class:`deid.ResidualPhiError` naming the frames.
+
+    ``candidates`` (``image -> [(left, top, width, height), ...]``, e.g.
+    :meth:`deid.ocr.prescreen.TextPrescreen.candidates`): where text may be in a frame's
+    8-bit image. With it the engine reads only those places, as crops
+    (:mod:`deid.pixels.regions`; for engines whose detection is local, ``reads_crops``), in
+    every round and in verification; a crop whose pixels are identical to one already read
+    in this object (the unchanged text of a loop's frames, a blanked frame read back) reuses
+    that read. Pixels of a frame outside its candidates' places are not read by the engine.
+    A later round reads the places read before (where blanking changed nothing, the reads are
+    reused) and the candidates next to the blanked boxes that blanking left or changed;
+    verification reads the written frame at the places its frame was read. The 8-bit image of
+    a blanked frame (later rounds, verification) uses the grey window of its original.
+    ``ocr_calls`` counts every engine run, one per crop. Overlay planes are always read whole.
     """
     if pad < 0:
         raise ValueError("pad must be zero or positive")
@@ -224,11 +308,16 @@ def clean_pixels(
     fill = fill_values(layout, ds)
     align = _alignment(layout, lossless)
     found: dict[bytes, list[TextBox]] = {}
+    windows: dict[bytes, Window] = {}  # each read frame's grey window (blanked: the same)
+    frame_windows: dict[int, Window] = {}
+    places: dict[bytes, list[Place]] = {}  # where each frame was read (reading crops)
+    frame_places: dict[int, list[Place]] = {}
     areas: dict[int, list[TextBox]] = {}
     blanked: list[Blanked] = []
     high_bits: list[int] = []
     calls = skipped = 0
     read_clean: set[bytes] = set()  # blanked frames the engine already read and found clean
+    reads = _Reads(engine, select, candidates)
     hidden = frames_with_hidden_bits(ds, layout)
     for index, decoded in enumerate(iter_frames(ds, layout)):
         frame, cleared = clear_high_bits(decoded, layout)
@@ -238,20 +327,20 @@ def clean_pixels(
         key = _digest(frame)
         boxes = found.get(key)
         if boxes is None:
-            image = to_uint8(frame, layout, ds)
+            window = windows[key] = grey_window(frame, layout, ds)
+            image = to_uint8(frame, layout, ds, window=window)
             if prescreen is not None and not prescreen(image):
                 boxes = []
                 skipped += 1
             else:
-                boxes = _detect(engine, image, select)
-                calls += 1
-                extra, more_calls, clean = _more_rounds(
-                    frame, boxes, engine, select, rounds - 1, (layout, ds, fill, pad, align)
+                boxes = reads.read(image)
+                extra, clean = _more_rounds(
+                    frame, boxes, reads, rounds - 1, (layout, ds, fill, pad, align, window)
                 )
                 boxes = boxes + extra
-                calls += more_calls
                 if clean is not None:
                     read_clean.add(clean)
+                places[key] = reads.places
             found[key] = boxes
         filled: list[TextBox] = []
         if boxes:
@@ -263,6 +352,9 @@ def clean_pixels(
             )
         if filled or cleared:
             areas[index] = filled
+            frame_windows[index] = windows.get(key)
+            if key in places:
+                frame_places[index] = places[key]
     result = write_frames(
         ds,
         _BlankedFrames(ds, layout, areas, fill),
@@ -272,9 +364,14 @@ def clean_pixels(
         verify=True,
     )
     if verify:
-        calls += _verify_frames(
-            ds, engine, select, {i: a for i, a in areas.items() if a}, read_clean
+        _verify_frames(
+            ds,
+            reads,
+            {i: a for i, a in areas.items() if a},
+            (frame_windows, frame_places),
+            read_clean,
         )
+    calls += reads.calls
     icon_rebuilt = False
     if icons == "rebuild" and had_icon:
         new_layout = read_layout(ds)
@@ -300,46 +397,44 @@ def clean_pixels(
 def _more_rounds(
     frame: npt.NDArray[Any],
     boxes: list[TextBox],
-    engine: OcrEngine,
-    select: Select | None,
+    reads: _Reads,
     rounds: int,
-    how: tuple[PixelLayout, Dataset, tuple[int, ...], int, tuple[int, int]],
-) -> tuple[list[TextBox], int, bytes | None]:
-    """Boxes found by reading the blanked frame again (up to ``rounds`` more reads), the
-    reads made, and the digest of the blanked frame when its last read found nothing new
-    (verification need not read those exact stored values again)."""
+    how: tuple[PixelLayout, Dataset, tuple[int, ...], int, tuple[int, int], Window],
+) -> tuple[list[TextBox], bytes | None]:
+    """Boxes found by reading the blanked frame again (up to ``rounds`` more reads), and the
+    digest of the blanked frame when its last read found nothing new (verification need not
+    read those exact stored values again)."""
     if rounds <= 0 or not boxes:
-        return [], 0, None
-    layout, ds, fill, pad, align = how
+        return [], None
+    layout, ds, fill, pad, align, window = how
     scratch = frame.copy()
     areas = blank_frame(scratch, boxes, fill, pad=pad, align=align)
     extra: list[TextBox] = []
-    calls = 0
     for _ in range(rounds):
-        again = _detect(engine, to_uint8(scratch, layout, ds), select)
-        calls += 1
+        again = reads.read(to_uint8(scratch, layout, ds, window=window), areas)
         new = [box for box in again if not _inside(box, areas, VERIFY_TOLERANCE)]
         if not new:
-            return extra, calls, _digest(scratch)
+            return extra, _digest(scratch)
         extra.extend(new)
         areas.extend(blank_frame(scratch, new, fill, pad=pad, align=align))
-    return extra, calls, None
+    return extra, None
 
 
 def _verify_frames(
     ds: Dataset,
-    engine: OcrEngine,
-    select: Select | None,
+    reads: _Reads,
     areas: Mapping[int, list[TextBox]],
+    how: tuple[Mapping[int, Window], Mapping[int, list[Place]]],
     read_clean: set[bytes] | None = None,
-) -> int:
-    """Read every blanked frame back from the written pixel data; raise on text left outside
-    the blanked areas. A frame whose stored values are exactly those of a blanked frame the
-    engine already read and found clean is not read again (same input, same answer: lossless
-    outputs). The reads made."""
+) -> None:
+    """Read every blanked frame back from the written pixel data, shown with its original's
+    grey window and read where the pass read it (whole, or its places); raise on text left
+    outside the blanked areas. A frame whose stored values are exactly those of a blanked
+    frame the engine already read and found clean is not read again (same input, same
+    answer: lossless outputs)."""
+    windows, places = how
     if not areas:
-        return 0
-    calls = 0
+        return
     layout = read_layout(ds)
     decoder = decoder_for(layout) if layout.encapsulated else None
     raw = b"" if layout.encapsulated else bytes(ds.PixelData)
@@ -351,21 +446,19 @@ def _verify_frames(
         else:
             frame = native_frame_from_bytes(raw, layout, index)
         digest = _digest(frame)
-        key = digest + repr(areas[index]).encode()
+        key = digest + repr((areas[index], windows.get(index), places.get(index))).encode()
         clean = seen.get(key)
         if clean is None and read_clean is not None and digest in read_clean:
             clean = True
         if clean is None:
-            image = to_uint8(frame, layout, ds)
-            again = _detect(engine, image, select)
-            calls += 1
+            image = to_uint8(frame, layout, ds, window=windows.get(index))
+            again = reads.read_again(image, places.get(index))
             clean = all(_inside(box, areas[index], VERIFY_TOLERANCE) for box in again)
             seen[key] = clean
         if not clean:
             hits.append(f"pixel frame {index}")
     if hits:
         raise ResidualPhiError(tuple(hits))
-    return calls
 
 
 def _clean_overlays(

@@ -1,0 +1,293 @@
+"""Reading only the places the pre-screen flags: planning places, crops, exact reuse, and the
+pixel pass reading crops end to end (with an ink-finding stand-in detector)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+
+from deid import ResidualPhiError
+from deid.ocr import StaticOcr, TextBox
+from deid.pixels import clean_pixels
+from deid.pixels.regions import (
+    MAX_CANDIDATES,
+    CropReader,
+    OneScan,
+    candidates_near,
+    grow,
+    merge,
+    plan_places,
+)
+from tests.test_pixels_support import Spec, build, decode_independently, rewrite
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of every run of True."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], flags.astype(np.int8), [0]))))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def ink_boxes(image: np.ndarray) -> list[TextBox]:
+    """One box per block of bright (>= 128) pixels: split where no column holds ink, then
+    where no row of that slice does (the test images keep their blocks apart)."""
+    grey = image if image.ndim == 2 else image.max(axis=2)
+    ink = grey >= 128
+    boxes = []
+    for c0, c1 in _runs(ink.any(axis=0)):
+        for r0, r1 in _runs(ink[:, c0:c1].any(axis=1)):
+            boxes.append(TextBox(c0, r0, c1 - c0, r1 - r0))
+    return boxes
+
+
+def ink_candidates(image: np.ndarray) -> list[tuple[int, int, int, int]]:
+    return [(b.left, b.top, b.width, b.height) for b in ink_boxes(image)]
+
+
+class InkEngine:
+    """Finds ink blocks; records the shape of every image it is given."""
+
+    name = "ink"
+    recognizes = False
+
+    def __init__(self, half: bool = False) -> None:
+        self.shapes: list[tuple[int, ...]] = []
+        self.half = half  # return only the left half of each block (a detector that cuts)
+
+    def detect(self, image: np.ndarray) -> list[TextBox]:
+        self.shapes.append(tuple(image.shape))
+        boxes = ink_boxes(image)
+        if self.half:
+            boxes = [TextBox(b.left, b.top, max(1, b.width // 2), b.height) for b in boxes]
+        return boxes
+
+
+# -- planning -----------------------------------------------------------------------------
+
+
+def test_grow_adds_one_height_across_and_half_down_with_minimums() -> None:
+    assert grow((100, 100, 50, 40), 1000, 1000) == (60, 80, 190, 160)
+    assert grow((100, 100, 50, 10), 1000, 1000) == (84, 92, 166, 118)  # the minimums: 16, 8
+    assert grow((5, 3, 20, 10), 30, 40) == (0, 0, 40, 21)  # clipped to the image
+
+
+def test_merge_joins_overlapping_places_transitively() -> None:
+    places = [(0, 0, 10, 10), (8, 8, 20, 20), (19, 0, 30, 9), (50, 50, 60, 60)]
+    # the first two overlap; their union (0, 0, 20, 20) then overlaps the third
+    assert merge(places) == [(0, 0, 30, 20), (50, 50, 60, 60)]
+    assert merge([(0, 0, 10, 10), (10, 0, 20, 10)]) == [(0, 0, 10, 10), (10, 0, 20, 10)]
+    assert merge([]) == []
+
+
+def test_plan_places_reads_the_whole_frame_when_places_would_cover_most_of_it() -> None:
+    assert plan_places([], 100, 200) == []
+    assert plan_places([(20, 20, 30, 10)], 100, 200) == [(4, 12, 66, 38)]
+    big = [(0, 0, 150, 60)]  # grown: rows 0..90, columns 0..200: 90 % of the frame
+    assert plan_places(big, 100, 200) == [(0, 0, 200, 100)]
+    many = [(i * 3 % 190, i % 90, 2, 5) for i in range(MAX_CANDIDATES + 1)]
+    assert plan_places(many, 1000, 1000) == [(0, 0, 1000, 1000)]
+
+
+# -- the crop reader ----------------------------------------------------------------------
+
+
+def test_crops_are_read_and_boxes_come_back_in_image_pixels() -> None:
+    image = np.zeros((100, 300), np.uint8)
+    image[20:30, 40:80] = 255
+    image[60:70, 200:260] = 255
+    engine = InkEngine()
+    reader = CropReader(engine)
+    boxes = reader.read(image, [(20, 10, 100, 40), (180, 50, 280, 80)])
+    assert boxes == [TextBox(40, 20, 40, 10), TextBox(200, 60, 60, 10)]
+    assert engine.shapes == [(30, 80), (30, 100)]
+    assert (reader.calls, reader.reused) == (2, 0)
+    assert reader.last_places == [(20, 10, 100, 40), (180, 50, 280, 80)]
+
+
+def test_identical_crop_pixels_reuse_the_read_exactly() -> None:
+    first = np.zeros((100, 300), np.uint8)
+    first[20:30, 40:80] = 255
+    second = np.zeros((100, 300), np.uint8)
+    second[60:70, 140:180] = 255  # the same block with the same surroundings, elsewhere
+    engine = InkEngine()
+    reader = CropReader(engine)
+    assert reader.read(first, [(20, 10, 100, 40)]) == [TextBox(40, 20, 40, 10)]
+    assert reader.read(second, [(120, 50, 200, 80)]) == [TextBox(140, 60, 40, 10)]
+    assert (reader.calls, reader.reused) == (1, 1)
+    # the reused answer is what a fresh read of that crop gives
+    assert CropReader(InkEngine()).read(second, [(120, 50, 200, 80)]) == [TextBox(140, 60, 40, 10)]
+    second[75, 150] = 1  # one pixel differs inside the crop: read again
+    assert reader.read(second, [(120, 50, 200, 80)]) == [TextBox(140, 60, 40, 10)]
+    assert (reader.calls, reader.reused) == (2, 1)
+
+
+def test_a_box_at_an_inner_edge_grows_the_crop_until_it_is_inside() -> None:
+    image = np.zeros((60, 300), np.uint8)
+    image[20:30, 10:100] = 255  # a line longer than the place
+    engine = InkEngine()
+    reader = CropReader(engine)
+    boxes = reader.read(image, [(0, 12, 60, 38)])
+    # 0..60 (box reaches 60), 0..80 (reaches 80), 0..100 (reaches 100), 0..120: inside
+    assert engine.shapes == [(26, 60), (26, 80), (26, 100), (26, 120)]
+    assert boxes == [TextBox(10, 20, 90, 10)]
+    assert reader.last_places == [(0, 12, 120, 38)]
+
+
+def test_a_line_that_keeps_reaching_the_edge_ends_in_a_whole_frame_read() -> None:
+    image = np.zeros((60, 300), np.uint8)
+    image[20:30, 10:290] = 255
+    engine = InkEngine()
+    reader = CropReader(engine)
+    assert reader.read(image, [(0, 12, 60, 38)]) == [TextBox(10, 20, 280, 10)]
+    assert engine.shapes[-1] == (60, 300)
+    assert len(engine.shapes) == 6  # five growing crops, then the whole image
+    assert reader.last_places == [(0, 0, 300, 60)]
+
+
+def test_crops_grow_to_the_size_the_engine_reads_without_resampling() -> None:
+    engine = InkEngine()
+    engine.crop_size = lambda rows, columns: (-(-rows // 32) * 32, -(-columns // 32) * 32)  # type: ignore[attr-defined]
+    reader = CropReader(engine)
+    reader.read(np.zeros((100, 100), np.uint8), [(10, 10, 30, 20)])
+    assert engine.shapes == [(32, 32)]
+    assert reader.last_places == [(4, 0, 36, 32)]
+
+
+def test_candidates_near_looks_only_next_to_the_areas() -> None:
+    image = np.zeros((200, 400), np.uint8)
+    image[50:60, 100:110] = 255  # next to the blanked area
+    image[150:160, 350:360] = 255  # far from it
+    seen: list[tuple[int, ...]] = []
+
+    def candidates(sub: np.ndarray) -> list[tuple[int, int, int, int]]:
+        seen.append(sub.shape)
+        return ink_candidates(sub)
+
+    found = candidates_near(candidates, image, [TextBox(60, 50, 30, 10)])
+    assert found == [(100, 50, 10, 10)]
+    # the area grown by its margins (16 across, 8 down) and 24 pixels of context around it
+    assert seen == [(74, 110)]
+
+
+def test_one_scan_serves_the_gate_and_the_candidates() -> None:
+    calls: list[int] = []
+
+    def scan(image: np.ndarray) -> tuple[bool, list[tuple[int, int, int, int]]]:
+        calls.append(id(image))
+        return True, [(1, 2, 3, 4)]
+
+    once = OneScan(scan)
+    image = np.zeros((8, 8), np.uint8)
+    assert once.flagged(image) is True
+    assert once.candidates(image) == [(1, 2, 3, 4)]
+    assert len(calls) == 1
+    once.candidates(np.zeros((8, 8), np.uint8))  # another image: scanned
+    assert len(calls) == 2
+
+
+# -- the pixel pass reading crops ---------------------------------------------------------
+
+ROWS, COLUMNS = 120, 200
+STATIC = (slice(10, 20), slice(10, 60))  # a name: the same on every frame
+CLOCK = (slice(10, 20), slice(150, 190))  # a clock: its digits change every frame
+PAD = 2
+
+
+def loop(frames: int) -> tuple[Any, np.ndarray]:
+    """An RGB loop: dark noise-free background, a static bright block, a clock block whose
+    outline is fixed and whose inside changes every frame."""
+    spec = Spec("RGB", 8, frames=frames, rows=ROWS, columns=COLUMNS)
+    ds, _ = build(spec)
+    values = np.full((frames, ROWS, COLUMNS, 3), 30, np.uint8)
+    for index in range(frames):
+        values[index][STATIC] = 255
+        clock = values[index][CLOCK]
+        clock[0, :], clock[-1, :], clock[:, 0], clock[:, -1] = 255, 255, 255, 255
+        clock[2:8, 3 + 4 * index : 5 + 4 * index] = 255  # the "digit" of this frame
+    ds.PixelData = values.tobytes()
+    return rewrite(ds), values
+
+
+def padded(region: tuple[slice, slice]) -> tuple[slice, slice]:
+    rows, columns = region
+    return (
+        slice(max(0, rows.start - PAD), rows.stop + PAD),
+        slice(max(0, columns.start - PAD), columns.stop + PAD),
+    )
+
+
+def test_a_loop_is_read_in_crops_and_unchanged_text_is_read_once() -> None:
+    ds, before = loop(5)
+    engine = InkEngine()
+    report = clean_pixels(ds, engine, pad=PAD, prescreen=lambda _: True, candidates=ink_candidates)
+    # frame 0: the name's and the clock's places, then both again blanked (round 2, clean);
+    # frames 1-4: only the clock's place (the name's crop and both blanked crops are the
+    # same pixels as in frame 0); verification: the written frames are the blanked frames
+    # read clean (lossless), nothing more to read
+    assert report.ocr_calls == 4 + 4
+    assert len(engine.shapes) == 8
+    assert all(shape[:2] != (ROWS, COLUMNS) for shape in engine.shapes)  # only crops
+    out = rewrite(ds)
+    assert out.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    for index in range(5):
+        after = decode_independently(out, index)
+        expected = before[index].copy()
+        expected[padded(STATIC)] = 0
+        expected[padded(CLOCK)] = 0
+        assert np.array_equal(after, expected)  # the boxes blanked, every other value kept
+    assert report.frames_blanked == (0, 1, 2, 3, 4)
+
+
+def test_crops_blank_exactly_what_whole_frames_blank() -> None:
+    ds_crops, _ = loop(3)
+    ds_whole, _ = loop(3)
+    clean_pixels(
+        ds_crops, InkEngine(), pad=PAD, prescreen=lambda _: True, candidates=ink_candidates
+    )
+    whole = InkEngine()
+    clean_pixels(ds_whole, whole, pad=PAD, prescreen=lambda _: True)
+    assert all(shape[:2] == (ROWS, COLUMNS) for shape in whole.shapes)
+    assert bytes(ds_crops.PixelData) == bytes(ds_whole.PixelData)
+
+
+def test_text_outside_the_candidates_places_is_not_read() -> None:
+    ds, before = loop(1)
+    values = before.copy()
+    values[0][90:100, 20:60] = 255  # text the candidates do not list
+    ds.PixelData = values.tobytes()
+    engine = InkEngine()
+
+    def only_the_top(image: np.ndarray) -> list[tuple[int, int, int, int]]:
+        return [c for c in ink_candidates(image) if c[1] < 50]
+
+    clean_pixels(ds, engine, pad=PAD, prescreen=lambda _: True, candidates=only_the_top)
+    after = decode_independently(rewrite(ds), 0)
+    assert np.array_equal(after[90:100, 20:60], values[0][90:100, 20:60])
+    assert all(shape[0] < 60 for shape in engine.shapes)  # its rows were never given
+
+
+def test_text_left_after_the_rounds_still_fails_verification_when_reading_crops() -> None:
+    ds, _ = loop(1)
+    # a detector that finds only the left half of each block: every round leaves a half
+    with pytest.raises(ResidualPhiError, match="pixel frame 0"):
+        clean_pixels(
+            ds, InkEngine(half=True), pad=0, prescreen=lambda _: True, candidates=ink_candidates
+        )
+
+
+def test_a_frame_the_prescreen_clears_is_not_read() -> None:
+    ds, before = loop(2)
+    engine = InkEngine()
+    report = clean_pixels(ds, engine, pad=PAD, prescreen=lambda _: False, candidates=ink_candidates)
+    assert (report.ocr_calls, report.frames_skipped, engine.shapes) == (0, 2, [])
+    out = rewrite(ds)
+    assert np.array_equal(decode_independently(out, 1), before[1])
+
+
+def test_static_ocr_without_candidates_reads_whole_frames() -> None:
+    ds, _ = loop(1)
+    engine = StaticOcr([TextBox(10, 10, 50, 10)])
+    report = clean_pixels(ds, engine, pad=PAD)
+    assert report.ocr_calls == 2  # the frame, then the blanked frame (round 2)
