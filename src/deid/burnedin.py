@@ -222,14 +222,20 @@ def run_pixel_pass(
     identifiers: Identifiers,
     engine: Callable[[], OcrEngine],
     prescreen: Callable[[], Prescreen | None],
+    clean: Callable[..., PixelReport] | None = None,
 ) -> PixelOutcome | None:
     """The pixel stage: ``None`` when the policy does not look at this object's pixels.
 
     ``engine`` and ``prescreen`` build (or return the cached) OCR engine and pre-screen; a
     missing OCR engine rejects the object (``BURNED_IN_TEXT``: fail closed). Pixel data that
     cannot be decoded, blanked or re-encoded rejects it too (``PIXEL_CLEANING_FAILED``).
+    ``clean``: what runs the pass (default :func:`deid.pixels.clean.clean_pixels`; a streamed
+    object's frames come from its stream, :mod:`deid.pixels.streamed`).
     """
     from deid.pixels.clean import clean_pixels
+
+    if clean is None:
+        clean = clean_pixels
 
     reason = pixel_pass_reason(ds, policy)
     if not reason and not needs_prescreen(ds, policy):
@@ -263,7 +269,7 @@ def run_pixel_pass(
 
     screen = prescreen()
     try:
-        report = clean_pixels(
+        report = clean(
             ds,
             ocr,
             select=select,

@@ -48,9 +48,10 @@ from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.uid import UID
 
-from deid.burnedin import needs_prescreen, pixel_pass_reason
+from deid.burnedin import needs_prescreen, pixel_pass_reason, run_pixel_pass
 from deid.codes import RejectReason
 from deid.errors import DeidError, RejectedError
+from deid.pixels.streamed import NotStreamableError, StreamedClean, pieces_chunks
 from deid.quiet import unquoted_call
 
 if TYPE_CHECKING:
@@ -79,8 +80,8 @@ _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 
 
-class _WholeObjectError(DeidError):
-    """Internal: this object takes the whole-object path (never leaves this module)."""
+class _WholeObjectError(NotStreamableError):
+    """This object takes the whole-object path (never leaves this module)."""
 
 
 def _read_error(exc: OSError) -> RejectedError:
@@ -299,6 +300,7 @@ class _Parts:
         self.tail: _Tail | None = None
         self.spool: BinaryIO | None = None
         self.located: _Located | None = None
+        self.cleaners: list[StreamedClean] = []
 
     def original(self) -> bytes:
         """The whole input, read again or put back together (within ``max_bytes``)."""
@@ -334,10 +336,12 @@ def deidentify_stream(engine: Deidentifier, src: BinaryIO, dst: BinaryIO) -> Dei
             located = _locate(engine, parts)
             if located is None:
                 return _whole(engine, parts.reader.read_rest(), dst)
-            return _streamed(engine, located, dst)
-        except _WholeObjectError:
+            return _streamed(engine, located, dst, parts)
+        except NotStreamableError:
             return _whole(engine, parts.original(), dst)
     finally:
+        for cleaner in parts.cleaners:
+            cleaner.close()
         if parts.spool is not None:
             parts.spool.close()
 
@@ -513,7 +517,7 @@ def _spooled(parts: _Parts, offset: int, length: int) -> tuple[PixelValue, bytes
             while left:
                 data = tail.take(min(left, CHUNK))
                 if not data:
-                    raise RejectedError(RejectReason.TRUNCATED, "the pixel data ends early")
+                    raise _WholeObjectError()  # ends inside the pixel data: the bytes path
                 spool.write(data)
                 left -= len(data)
             value.length = length
@@ -549,7 +553,7 @@ def _spooled(parts: _Parts, offset: int, length: int) -> tuple[PixelValue, bytes
 # -- the pipeline and the output ----------------------------------------------------------
 
 
-def _streamed(engine: Deidentifier, located: _Located, dst: BinaryIO) -> DeidResult:
+def _streamed(engine: Deidentifier, located: _Located, dst: BinaryIO, parts: _Parts) -> DeidResult:
     """The bytes path on the header and trailer with :data:`STAND_IN` for the pixel value,
     then the output written: the encoded header, the pixel data, the encoded trailer."""
     from deid.engine import read_dataset
@@ -560,7 +564,7 @@ def _streamed(engine: Deidentifier, located: _Located, dst: BinaryIO) -> DeidRes
     held = ds.get_item(_PIXEL_DATA)
     if value.encapsulated and isinstance(held, RawDataElement):
         ds[_PIXEL_DATA] = held._replace(length=_UNDEFINED)
-    stage = _PixelStage(engine, value)
+    stage = _PixelStage(engine, value, parts)
     result = engine._run(ds, pixel_stage=stage)
     out = result.data
     at = out.rfind(STAND_IN)
@@ -570,9 +574,10 @@ def _streamed(engine: Deidentifier, located: _Located, dst: BinaryIO) -> DeidRes
         end = at + len(STAND_IN)
         if engine.verify and len(out) - end > _MAX_TRAILER:
             raise _WholeObjectError()  # the bytes path searches the pixel data too
-        pixels = stage.output(value)
-        if out[at - 4 : at] != pixels.length_field:
-            raise _WholeObjectError()  # not the element this module wrote the stand-in for
+        stand_in = _UNDEFINED if value.encapsulated else len(STAND_IN)
+        if out[at - 4 : at] != struct.pack("<L", stand_in):
+            raise _WholeObjectError()  # not the element the stand-in was written for
+        pixels = stage.output()
         written = itertools.chain([out[: at - 4], pixels.length_field], pixels.chunks, [out[end:]])
     _write(dst, written)
     dataset = result.dataset
@@ -593,20 +598,41 @@ class _Output:
 
 
 class _PixelStage:
-    """The pixel stage of a streamed object (the engine's hook in place of
-    :func:`deid.burnedin.run_pixel_pass`)."""
+    """The pixel stage of a streamed object, in place of the engine's
+    :func:`deid.burnedin.run_pixel_pass` on the whole data set: the same decision, and the
+    same pass run frame by frame from the located value (:class:`StreamedClean`)."""
 
-    def __init__(self, engine: Deidentifier, value: PixelValue) -> None:
+    def __init__(self, engine: Deidentifier, value: PixelValue, parts: _Parts) -> None:
         self._engine = engine
         self._value = value
+        self._parts = parts
+        self._cleaner: StreamedClean | None = None
 
     def __call__(self, ds: Dataset, identifiers: Identifiers) -> PixelOutcome | None:
-        policy = self._engine.policy
+        engine = self._engine
+        policy = engine.policy
         if not pixel_pass_reason(ds, policy) and not needs_prescreen(ds, policy):
             return None
-        raise _WholeObjectError()
+        cleaner = StreamedClean(self._value)
+        self._parts.cleaners.append(cleaner)
+        outcome = run_pixel_pass(
+            ds, policy, identifiers, engine._ocr_engine, engine._prescreen_func, clean=cleaner
+        )
+        self._cleaner = cleaner
+        held = ds.get_item(_PIXEL_DATA)
+        if cleaner.pieces is not None and self._value.encapsulated:
+            if not isinstance(held, RawDataElement) or held.value != STAND_IN:
+                raise _WholeObjectError()
+            ds[_PIXEL_DATA] = held._replace(VR="OB")  # as write_frames sets it
+        return outcome
 
-    def output(self, value: PixelValue) -> _Output:
-        """The value as it leaves: copied as it came in."""
-        field_ = struct.pack("<L", _UNDEFINED if value.encapsulated else value.length)
-        return _Output(field_, value.chunks())
+    def output(self) -> _Output:
+        """The value as it leaves: cleaned frames, or copied as it came in."""
+        value = self._value
+        pieces = self._cleaner.pieces if self._cleaner is not None else None
+        if pieces is None:
+            length = _UNDEFINED if value.encapsulated else value.length
+            return _Output(struct.pack("<L", length), value.chunks())
+        size = sum(piece[2] for piece in pieces)
+        length = _UNDEFINED if value.encapsulated else size
+        return _Output(struct.pack("<L", length), pieces_chunks(pieces))

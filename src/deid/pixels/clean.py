@@ -109,6 +109,19 @@ def _alignment(layout: PixelLayout, lossless: bool) -> tuple[int, int]:
     return (1, 1)
 
 
+def blanked(
+    decoded: npt.NDArray[Any], layout: PixelLayout, areas: Sequence[TextBox], fill: tuple[int, ...]
+) -> npt.NDArray[Any]:
+    """A frame as written back: the bits above Bits Stored cleared, ``areas`` (as filled by
+    the scan: padded and aligned already) filled with ``fill``."""
+    frame, _ = clear_high_bits(decoded, layout)
+    if not frame.flags.writeable:
+        frame = frame.copy()
+    blank_frame(frame, areas, fill)
+    result: npt.NDArray[Any] = frame
+    return result
+
+
 class _BlankedFrames(Mapping[int, "npt.NDArray[Any]"]):
     """Changed frames, rebuilt on demand from the original pixels (one decoded at a time)."""
 
@@ -137,18 +150,99 @@ class _BlankedFrames(Mapping[int, "npt.NDArray[Any]"]):
             frame = decode_encapsulated(self._decoder, self._ds, self._layout, index)
         else:
             frame = native_frame_from_bytes(self._raw, self._layout, index)
-        frame, _ = clear_high_bits(frame, self._layout)
-        if not frame.flags.writeable:
-            frame = frame.copy()
-        blank_frame(frame, self._areas[index], self._fill)
-        result: npt.NDArray[Any] = frame
-        return result
+        return blanked(frame, self._layout, self._areas[index], self._fill)
 
     def __iter__(self) -> Iterator[int]:
         return iter(sorted(self._areas))
 
     def __len__(self) -> int:
         return len(self._areas)
+
+
+class FrameScan:
+    """What :func:`clean_pixels` finds and blanks, fed one decoded frame at a time (the bytes
+    path from the data set, :mod:`deid.pixels.streamed` from a stream).
+
+    After every frame: ``areas`` (index -> areas filled, for frames that change: boxes, or
+    bits above Bits Stored), ``blanked``, ``high_bits``, ``calls`` (OCR reads), ``skipped``
+    (frames the pre-screen cleared) and ``read_clean`` (digests of blanked frames the engine
+    read and found clean: verification need not read them again).
+    """
+
+    def __init__(
+        self,
+        ds: Dataset,
+        layout: PixelLayout,
+        engine: OcrEngine,
+        *,
+        select: Select | None,
+        pad: int,
+        prescreen: Prescreen | None,
+        rounds: int,
+        lossless: bool,
+    ) -> None:
+        self.ds = ds
+        self.layout = layout
+        self.engine = engine
+        self.select = select
+        self.pad = pad
+        self.prescreen = prescreen
+        self.rounds = rounds
+        self.fill = fill_values(layout, ds)
+        self.align = _alignment(layout, lossless)
+        self.found: dict[bytes, list[TextBox]] = {}
+        self.areas: dict[int, list[TextBox]] = {}
+        self.blanked: list[Blanked] = []
+        self.high_bits: list[int] = []
+        self.calls = 0
+        self.skipped = 0
+        self.read_clean: set[bytes] = set()
+
+    def add(self, index: int, decoded: npt.NDArray[Any], hidden: bool = False) -> None:
+        """Scan frame ``index`` (``decoded``: its stored values, which may be changed in place;
+        ``hidden``: its codestream keeps bits above Bits Stored)."""
+        layout, ds, engine, select = self.layout, self.ds, self.engine, self.select
+        frame, cleared = clear_high_bits(decoded, layout)
+        cleared = cleared or hidden
+        if cleared:
+            self.high_bits.append(index)
+        key = _digest(frame)
+        boxes = self.found.get(key)
+        if boxes is None:
+            image = to_uint8(frame, layout, ds)
+            if self.prescreen is not None and not self.prescreen(image):
+                boxes = []
+                self.skipped += 1
+            else:
+                boxes = _detect(engine, image, select)
+                self.calls += 1
+                extra, more_calls, clean = _more_rounds(
+                    frame,
+                    boxes,
+                    engine,
+                    select,
+                    self.rounds - 1,
+                    (layout, ds, self.fill, self.pad, self.align),
+                )
+                boxes = boxes + extra
+                self.calls += more_calls
+                if clean is not None:
+                    self.read_clean.add(clean)
+            self.found[key] = boxes
+        filled: list[TextBox] = []
+        if boxes:
+            scratch = frame if frame.flags.writeable else frame.copy()
+            filled = blank_frame(scratch, boxes, self.fill, pad=self.pad, align=self.align)
+            self.blanked.extend(
+                Blanked(index, a.left, a.top, a.width, a.height, engine.name, a.confidence)
+                for a in filled
+            )
+        if filled or cleared:
+            self.areas[index] = filled
+
+    def boxed(self) -> dict[int, list[TextBox]]:
+        """The frames with blanked boxes (those verification reads again)."""
+        return {i: a for i, a in self.areas.items() if a}
 
 
 def _inside(box: TextBox, areas: Sequence[TextBox], tolerance: int) -> bool:
@@ -212,7 +306,7 @@ def clean_pixels(
         overlay_done: tuple[OverlayBlanked, ...] = ()
     else:
         removed = ()
-        overlay_done = _clean_overlays(ds, engine, select, pad, verify)
+        overlay_done = clean_overlays(ds, engine, select, pad, verify)
     if not has_pixels(ds):
         return PixelReport(
             overlays_blanked=overlay_done,
@@ -221,60 +315,30 @@ def clean_pixels(
             verified=verify,
         )
     layout = read_layout(ds)
-    fill = fill_values(layout, ds)
-    align = _alignment(layout, lossless)
-    found: dict[bytes, list[TextBox]] = {}
-    areas: dict[int, list[TextBox]] = {}
-    blanked: list[Blanked] = []
-    high_bits: list[int] = []
-    calls = skipped = 0
-    read_clean: set[bytes] = set()  # blanked frames the engine already read and found clean
+    scan = FrameScan(
+        ds,
+        layout,
+        engine,
+        select=select,
+        pad=pad,
+        prescreen=prescreen,
+        rounds=rounds,
+        lossless=lossless,
+    )
     hidden = frames_with_hidden_bits(ds, layout)
     for index, decoded in enumerate(iter_frames(ds, layout)):
-        frame, cleared = clear_high_bits(decoded, layout)
-        cleared = cleared or index in hidden
-        if cleared:
-            high_bits.append(index)
-        key = _digest(frame)
-        boxes = found.get(key)
-        if boxes is None:
-            image = to_uint8(frame, layout, ds)
-            if prescreen is not None and not prescreen(image):
-                boxes = []
-                skipped += 1
-            else:
-                boxes = _detect(engine, image, select)
-                calls += 1
-                extra, more_calls, clean = _more_rounds(
-                    frame, boxes, engine, select, rounds - 1, (layout, ds, fill, pad, align)
-                )
-                boxes = boxes + extra
-                calls += more_calls
-                if clean is not None:
-                    read_clean.add(clean)
-            found[key] = boxes
-        filled: list[TextBox] = []
-        if boxes:
-            scratch = frame if frame.flags.writeable else frame.copy()
-            filled = blank_frame(scratch, boxes, fill, pad=pad, align=align)
-            blanked.extend(
-                Blanked(index, a.left, a.top, a.width, a.height, engine.name, a.confidence)
-                for a in filled
-            )
-        if filled or cleared:
-            areas[index] = filled
+        scan.add(index, decoded, index in hidden)
     result = write_frames(
         ds,
-        _BlankedFrames(ds, layout, areas, fill),
+        _BlankedFrames(ds, layout, scan.areas, scan.fill),
         layout=layout,
-        boxes=areas,
+        boxes=scan.areas,
         lossless=lossless,
         verify=True,
     )
+    calls = scan.calls
     if verify:
-        calls += _verify_frames(
-            ds, engine, select, {i: a for i, a in areas.items() if a}, read_clean
-        )
+        calls += verify_frames(ds, engine, select, scan.boxed(), scan.read_clean)
     icon_rebuilt = False
     if icons == "rebuild" and had_icon:
         new_layout = read_layout(ds)
@@ -283,10 +347,10 @@ def clean_pixels(
         icon_rebuilt = True
     return PixelReport(
         frames=layout.number_of_frames,
-        blanked=tuple(blanked),
+        blanked=tuple(scan.blanked),
         ocr_calls=calls,
-        frames_skipped=skipped,
-        high_bits_cleared=tuple(high_bits),
+        frames_skipped=scan.skipped,
+        high_bits_cleared=tuple(scan.high_bits),
         overlays_blanked=overlay_done,
         overlays_removed=removed,
         icons_removed=icons_removed,
@@ -326,30 +390,29 @@ def _more_rounds(
     return extra, calls, None
 
 
-def _verify_frames(
+def verify_frames(
     ds: Dataset,
     engine: OcrEngine,
     select: Select | None,
     areas: Mapping[int, list[TextBox]],
     read_clean: set[bytes] | None = None,
+    read: Callable[[int], npt.NDArray[Any]] | None = None,
 ) -> int:
     """Read every blanked frame back from the written pixel data; raise on text left outside
     the blanked areas. A frame whose stored values are exactly those of a blanked frame the
     engine already read and found clean is not read again (same input, same answer: lossless
-    outputs). The reads made."""
+    outputs). ``read`` (index -> stored values) reads a frame as written (default: from
+    ``ds``'s Pixel Data). The reads made."""
     if not areas:
         return 0
     calls = 0
     layout = read_layout(ds)
-    decoder = decoder_for(layout) if layout.encapsulated else None
-    raw = b"" if layout.encapsulated else bytes(ds.PixelData)
+    if read is None:
+        read = _written_frames(ds, layout)
     seen: dict[bytes, bool] = {}
     hits: list[str] = []
     for index in sorted(areas):
-        if decoder is not None:
-            frame = decode_encapsulated(decoder, ds, layout, index)
-        else:
-            frame = native_frame_from_bytes(raw, layout, index)
+        frame = read(index)
         digest = _digest(frame)
         key = digest + repr(areas[index]).encode()
         clean = seen.get(key)
@@ -368,7 +431,16 @@ def _verify_frames(
     return calls
 
 
-def _clean_overlays(
+def _written_frames(ds: Dataset, layout: PixelLayout) -> Callable[[int], npt.NDArray[Any]]:
+    """Frames as written in ``ds``'s Pixel Data, by index."""
+    if layout.encapsulated:
+        decoder = decoder_for(layout)
+        return lambda index: decode_encapsulated(decoder, ds, layout, index)
+    raw = bytes(ds.PixelData)
+    return lambda index: native_frame_from_bytes(raw, layout, index)
+
+
+def clean_overlays(
     ds: Dataset, engine: OcrEngine, select: Select | None, pad: int, verify: bool
 ) -> tuple[OverlayBlanked, ...]:
     done: list[OverlayBlanked] = []
