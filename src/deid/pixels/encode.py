@@ -450,13 +450,16 @@ def _verify_native(
 
 
 def _single_frame_view(ds: Dataset, layout: PixelLayout, target: _Target, data: bytes) -> Any:
-    """A small data set holding one encoded frame, to decode it again."""
+    """A small data set holding one encoded frame, to decode it again (with copies of
+    ``ds``'s Image Pixel elements: setting the view's must not change ``ds``)."""
+    import copy
+
     from pydicom.dataset import Dataset as DicomDataset
     from pydicom.dataset import FileMetaDataset
 
     view = DicomDataset()
     for element in ds.group_dataset(0x0028):
-        view.add(element)
+        view.add(copy.copy(element))
     view.NumberOfFrames = 1
     view.PhotometricInterpretation = target.photometric
     view.PixelData = encapsulate_fragments([(data,)])
