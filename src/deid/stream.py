@@ -61,8 +61,10 @@ if TYPE_CHECKING:
     from deid.engine import Deidentifier, DeidResult
     from deid.identifiers import Identifiers
 
-#: Bytes read or copied at a time.
-CHUNK = 1 << 20
+#: Bytes copied at a time (pixel data).
+CHUNK = 1 << 18
+#: Bytes read ahead at a time while the header is read.
+HEADER_CHUNK = 1 << 16
 #: The stand-in for the pixel data value while the header goes through the pipeline: 64 bytes
 #: (verification leaves a pixel value of 64 bytes or more out of its byte search) that no
 #: identifier can match (no ASCII, and no UTF-8 lead byte).
@@ -148,8 +150,8 @@ class _Input(io.RawIOBase):
     def fill(self, end: int | None) -> None:
         """Read from ``src`` until ``end`` bytes are held (``None``: all of it)."""
         while (end is None or len(self.buffer) < end) and not self.eof:
-            need = CHUNK if end is None else end - len(self.buffer)
-            want = min(max(need, CHUNK), self.limit + 1 - len(self.buffer))
+            need = HEADER_CHUNK if end is None else end - len(self.buffer)
+            want = min(max(need, HEADER_CHUNK), self.limit + 1 - len(self.buffer))
             try:
                 chunk = self.src.read(want)
             except OSError as exc:

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from deid.pixels.clean import Prescreen, Select
 
 #: Bytes copied at a time.
-CHUNK = 1 << 20
+CHUNK = 1 << 18
 _MAX_OFFSET = 0xFFFFFFFF
 
 
