@@ -183,9 +183,8 @@ def measure(size: int, frames: int, rounds: int, mode: str, folder: Path) -> dic
             dst.unlink()
     for kind in ("bytes", "stream"):
         dst = folder / f"out-{kind}.dcm"
-        out[kind]["tracemalloc_peak"] = _spawn(kind, mode, src, dst, warm, True)[
-            "tracemalloc_peak"
-        ]
+        traced = _spawn(kind, mode, src, dst, warm, trace=True)
+        out[kind]["tracemalloc_peak"] = traced["tracemalloc_peak"]
         dst.unlink(missing_ok=True)
         out[kind]["seconds"] = statistics.median(times[kind])
         out[kind]["range"] = [min(times[kind]), max(times[kind])]

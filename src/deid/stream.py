@@ -53,6 +53,7 @@ from deid.codes import RejectReason
 from deid.errors import DeidError, RejectedError
 from deid.pixels.streamed import NotStreamableError, StreamedClean, pieces_chunks
 from deid.quiet import unquoted_call
+from deid.tags import stored
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -362,6 +363,15 @@ def _whole(engine: Deidentifier, data: bytes, dst: BinaryIO) -> DeidResult:
     """The whole-object path: the bytes path, its output written to ``dst``."""
     result = engine.deidentify_bytes(data)
     _write(dst, [result.data])
+    return _streamed_result(result)
+
+
+def _streamed_result(result: DeidResult) -> DeidResult:
+    """What a streamed call returns: no encoded bytes (they went to ``dst``) and the data
+    set without its Pixel Data."""
+    dataset = result.dataset
+    if _PIXEL_DATA in dataset:
+        del dataset[_PIXEL_DATA]
     return replace(result, data=b"")
 
 
@@ -563,7 +573,7 @@ def _streamed(engine: Deidentifier, located: _Located, dst: BinaryIO, parts: _Pa
     value = located.value
     element = located.element[:-4] + struct.pack("<L", len(STAND_IN))
     ds = read_dataset(located.head + element + STAND_IN + located.trailer)
-    held = ds.get_item(_PIXEL_DATA)
+    held = stored(ds, _PIXEL_DATA)
     if value.encapsulated and isinstance(held, RawDataElement):
         ds[_PIXEL_DATA] = held._replace(length=_UNDEFINED)
     stage = _PixelStage(engine, value, parts)
@@ -582,10 +592,7 @@ def _streamed(engine: Deidentifier, located: _Located, dst: BinaryIO, parts: _Pa
         pixels = stage.output()
         written = itertools.chain([out[: at - 4], pixels.length_field], pixels.chunks, [out[end:]])
     _write(dst, written)
-    dataset = result.dataset
-    if _PIXEL_DATA in dataset:
-        del dataset[_PIXEL_DATA]  # the stand-in: the pixel data went to dst
-    return replace(result, data=b"")
+    return _streamed_result(result)
 
 
 _PIXEL_DATA = 0x7FE00010
@@ -621,7 +628,7 @@ class _PixelStage:
             ds, policy, identifiers, engine._ocr_engine, engine._prescreen_func, clean=cleaner
         )
         self._cleaner = cleaner
-        held = ds.get_item(_PIXEL_DATA)
+        held = stored(ds, _PIXEL_DATA)
         if cleaner.pieces is not None and self._value.encapsulated:
             if not isinstance(held, RawDataElement) or held.value != STAND_IN:
                 raise _WholeObjectError()
