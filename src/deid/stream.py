@@ -50,7 +50,7 @@ from pydicom.uid import UID
 
 from deid.burnedin import needs_prescreen, pixel_pass_reason, run_pixel_pass
 from deid.codes import RejectReason
-from deid.errors import DeidError, RejectedError
+from deid.errors import RejectedError
 from deid.pixels.streamed import NotStreamableError, StreamedClean, pieces_chunks
 from deid.quiet import unquoted_call
 from deid.tags import stored
@@ -89,10 +89,6 @@ class _WholeObjectError(NotStreamableError):
 
 def _read_error(exc: OSError) -> RejectedError:
     return RejectedError(RejectReason.NOT_DICOM, f"cannot read input ({type(exc).__name__})")
-
-
-def _write_error(exc: OSError) -> RejectedError:
-    return RejectedError(RejectReason.WRITE_FAILED, f"cannot write output ({type(exc).__name__})")
 
 
 class _Input(io.RawIOBase):
@@ -385,8 +381,8 @@ def _write(dst: BinaryIO, parts: Iterable[bytes]) -> None:
         dst.flush()
     except BaseException as exc:
         _take_back(dst, start)
-        if isinstance(exc, DeidError):
-            raise
+        if isinstance(exc, RejectedError):
+            raise  # a source that ended early (TRUNCATED), say
         if isinstance(exc, Exception):
             raise RejectedError(
                 RejectReason.WRITE_FAILED, f"cannot write output ({type(exc).__name__})"
@@ -500,9 +496,8 @@ def _in_source(parts: _Parts, offset: int, length: int) -> tuple[PixelValue, byt
                 value.items.append((position + 8 - start, size))
                 position += 8 + size
                 if offset + position - start > limit:
-                    raise RejectedError(
-                        RejectReason.SIZE_LIMIT, f"over {limit} bytes (limit {limit})"
-                    )
+                    total = offset + position - start
+                    raise RejectedError(RejectReason.SIZE_LIMIT, f"{total} bytes (limit {limit})")
         end = start + value.length + len(delimiter)
         if src.seek(0, os.SEEK_END) < end:
             raise _WholeObjectError()  # ends inside the pixel data: the bytes path says how
