@@ -34,6 +34,7 @@ def test_unchanged_frames_keep_their_fragments_byte_for_byte() -> None:
     assert after[2] == original[2]
     assert after[1] != original[1]
     assert np.array_equal(decode_independently(out, 2), before[2])
+    assert out.NumberOfFrames == 3  # re-encoding a frame leaves the frame count as it was
 
 
 def test_native_odd_length_pixel_data_keeps_its_padding() -> None:

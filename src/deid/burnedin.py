@@ -225,6 +225,7 @@ def run_pixel_pass(
     identifiers: Identifiers,
     engine: Callable[[], OcrEngine],
     prescreen: Callable[[], Prescreen | None],
+    clean: Callable[..., PixelReport] | None = None,
 ) -> PixelOutcome | None:
     """The pixel stage: ``None`` when the policy does not look at this object's pixels.
 
@@ -233,9 +234,14 @@ def run_pixel_pass(
     syntax no pixel decoder exists for (``UNSUPPORTED_TRANSFER_SYNTAX``: MPEG and HEVC video,
     JPIP-referenced frames), before any engine is built. Pixel data that cannot be decoded,
     blanked or re-encoded rejects it too (``PIXEL_CLEANING_FAILED``).
+    ``clean``: what runs the pass (default :func:`deid.pixels.clean.clean_pixels`; a streamed
+    object's frames come from its stream, :mod:`deid.pixels.streamed`).
     """
     from deid.pixels.clean import clean_pixels
     from deid.pixels.frames import can_decode, transfer_syntax_of
+
+    if clean is None:
+        clean = clean_pixels
 
     reason = pixel_pass_reason(ds, policy)
     if not reason and not needs_prescreen(ds, policy):
@@ -276,7 +282,7 @@ def run_pixel_pass(
     screen = prescreen()
     gate, where = _screen(screen, ocr)
     try:
-        report = clean_pixels(
+        report = clean(
             ds,
             ocr,
             select=select,

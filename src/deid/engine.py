@@ -27,7 +27,7 @@ from pydicom.sequence import Sequence
 from deid import gates
 from deid.actions import ApplyContext, apply_plan
 from deid.audit import AuditRecord
-from deid.burnedin import run_pixel_pass
+from deid.burnedin import PixelOutcome, run_pixel_pass
 from deid.codes import ActionCode, Outcome, PixelText, ProfileOption, RejectReason
 from deid.derived import reference_date
 from deid.descriptors import Scrubber
@@ -58,8 +58,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("deid")
 _T = TypeVar("_T")
-
-_CHUNK = 1 << 20
+#: What runs the pixel stage of one object (see ``Deidentifier._run``).
+PixelStage = Callable[[Dataset, Identifiers], PixelOutcome | None]
 
 
 @dataclass(frozen=True)
@@ -158,32 +158,26 @@ class Deidentifier:
         return self._run(read_dataset(data))
 
     def deidentify_stream(self, src: BinaryIO, dst: BinaryIO) -> DeidResult:
-        """Read one object from ``src`` (at most ``limits.max_bytes``: refused before more is
-        read), de-identify it and write the result to ``dst``. Nothing is written to ``dst``
-        when the object is rejected. ``dst`` is not closed."""
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            try:
-                chunk = src.read(min(_CHUNK, self.limits.max_bytes + 1 - size))
-            except OSError as exc:
-                raise RejectedError(
-                    RejectReason.NOT_DICOM, f"cannot read input ({type(exc).__name__})"
-                ) from None
-            if not chunk:
-                break
-            chunks.append(bytes(chunk))
-            size += len(chunk)
-            self.limits.check_size(size)
-        result = self.deidentify_bytes(b"".join(chunks))
-        try:
-            dst.write(result.data)
-            dst.flush()
-        except OSError as exc:
-            raise RejectedError(
-                RejectReason.WRITE_FAILED, f"cannot write output ({type(exc).__name__})"
-            ) from None
-        return result
+        """Read one object from ``src``, de-identify it and write the result to ``dst``, the
+        pixel data a chunk or a frame at a time (:mod:`deid.stream`): peak memory stays near
+        the header plus one frame, and the bytes written are those of :meth:`deidentify_bytes`.
+
+        The limits are applied to what the header claims before any pixel data is read, and
+        the input is refused as soon as it passes ``limits.max_bytes``. A non-seekable ``src``
+        has its pixel data copied to an anonymous temporary file on the way. Deflated and big
+        endian objects, and the few others :mod:`deid.stream` lists, are read whole (within
+        ``max_bytes``) and go through :meth:`deidentify_bytes`.
+
+        Nothing is written to ``dst`` until the object passed every check; should writing
+        fail, a seekable ``dst`` is truncated back to where it stood. **A non-seekable ``dst``
+        must be discarded by the caller when this raises.** ``dst`` is not closed.
+
+        The result's ``data`` is empty (the output went to ``dst``) and its ``dataset`` holds
+        the de-identified attributes without the Pixel Data.
+        """
+        from deid.stream import deidentify_stream
+
+        return deidentify_stream(self, src, dst)
 
     def deidentify_file(
         self, src: str | os.PathLike[str], dst: str | os.PathLike[str]
@@ -202,7 +196,8 @@ class Deidentifier:
     # -- the pipeline -----------------------------------------------------------------
 
     @unquoted_call
-    def _run(self, ds: Dataset) -> DeidResult:
+    def _run(self, ds: Dataset, pixel_stage: PixelStage | None = None) -> DeidResult:
+        """The pipeline; ``pixel_stage`` replaces the pixel pass (:mod:`deid.stream`)."""
         stage = "gate"
         try:
             gates.check(ds, self.policy)
@@ -216,9 +211,7 @@ class Deidentifier:
             context = self._context(ds, identifiers)
             apply_plan(ds, plan, context)
             stage = "pixels"
-            pixels = run_pixel_pass(
-                ds, self.policy, identifiers, self._ocr_engine, self._prescreen_func
-            )
+            pixels = (pixel_stage or self._pixel_pass)(ds, identifiers)
             stage = "mark"
             ts = transfer_syntax(ds)
             marked = add_markers(ds, self.policy, pixels=pixels is not None and pixels.cleaned)
@@ -262,6 +255,9 @@ class Deidentifier:
                 raise
             raise _rejection(stage, exc) from None
         return DeidResult(ds, data, plan, audit)
+
+    def _pixel_pass(self, ds: Dataset, identifiers: Identifiers) -> PixelOutcome | None:
+        return run_pixel_pass(ds, self.policy, identifiers, self._ocr_engine, self._prescreen_func)
 
     def _ocr_engine(self) -> OcrEngine:
         """The OCR engine, built once (a missing backend raises MissingDependencyError)."""

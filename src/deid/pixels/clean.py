@@ -120,6 +120,19 @@ def _alignment(layout: PixelLayout, lossless: bool) -> tuple[int, int]:
     return (1, 1)
 
 
+def blanked(
+    decoded: npt.NDArray[Any], layout: PixelLayout, areas: Sequence[TextBox], fill: tuple[int, ...]
+) -> npt.NDArray[Any]:
+    """A frame as written back: the bits above Bits Stored cleared, ``areas`` (as filled by
+    the scan: padded and aligned already) filled with ``fill``."""
+    frame, _ = clear_high_bits(decoded, layout)
+    if not frame.flags.writeable:
+        frame = frame.copy()
+    blank_frame(frame, areas, fill)
+    result: npt.NDArray[Any] = frame
+    return result
+
+
 class _BlankedFrames(Mapping[int, "npt.NDArray[Any]"]):
     """Changed frames, rebuilt on demand from the original pixels (one decoded at a time)."""
 
@@ -148,12 +161,7 @@ class _BlankedFrames(Mapping[int, "npt.NDArray[Any]"]):
             frame = decode_encapsulated(self._decoder, self._ds, self._layout, index)
         else:
             frame = native_frame_from_bytes(self._raw, self._layout, index)
-        frame, _ = clear_high_bits(frame, self._layout)
-        if not frame.flags.writeable:
-            frame = frame.copy()
-        blank_frame(frame, self._areas[index], self._fill)
-        result: npt.NDArray[Any] = frame
-        return result
+        return blanked(frame, self._layout, self._areas[index], self._fill)
 
     def __iter__(self) -> Iterator[int]:
         return iter(sorted(self._areas))
@@ -238,6 +246,102 @@ class _Reads:
         return list(self.select(found)) if self.select is not None else found
 
 
+class FrameScan:
+    """What :func:`clean_pixels` finds and blanks, fed one decoded frame at a time (the bytes
+    path from the data set, :mod:`deid.pixels.streamed` from a stream).
+
+    After every frame: ``areas`` (index -> areas filled, for frames that change: boxes, or
+    bits above Bits Stored), ``blanked``, ``high_bits``, ``calls`` (OCR reads, verification's
+    included once it ran), ``skipped`` (frames the pre-screen cleared) and ``read_clean``
+    (digests of blanked frames the engine read and found clean: verification need not read
+    them again). ``reads`` and :meth:`how` are what :func:`verify_frames` needs.
+    """
+
+    def __init__(
+        self,
+        ds: Dataset,
+        layout: PixelLayout,
+        engine: OcrEngine,
+        *,
+        select: Select | None,
+        pad: int,
+        prescreen: Prescreen | None,
+        rounds: int,
+        lossless: bool,
+        candidates: Candidates | None = None,
+    ) -> None:
+        self.ds = ds
+        self.layout = layout
+        self.engine = engine
+        self.prescreen = prescreen
+        self.pad = pad
+        self.rounds = rounds
+        self.fill = fill_values(layout, ds)
+        self.align = _alignment(layout, lossless)
+        self.reads = _Reads(engine, select, candidates)
+        self.found: dict[bytes, list[TextBox]] = {}
+        self.windows: dict[bytes, Window] = {}  # each read frame's grey window
+        self.places: dict[bytes, list[Place]] = {}  # where each frame was read (crops)
+        self.frame_windows: dict[int, Window] = {}
+        self.frame_places: dict[int, list[Place]] = {}
+        self.areas: dict[int, list[TextBox]] = {}
+        self.blanked: list[Blanked] = []
+        self.high_bits: list[int] = []
+        self.skipped = 0
+        self.read_clean: set[bytes] = set()
+
+    @property
+    def calls(self) -> int:
+        return self.reads.calls
+
+    def add(self, index: int, decoded: npt.NDArray[Any], hidden: bool = False) -> None:
+        """Scan frame ``index`` (``decoded``: its stored values, which may be changed in place;
+        ``hidden``: its codestream keeps bits above Bits Stored)."""
+        layout, ds = self.layout, self.ds
+        frame, cleared = clear_high_bits(decoded, layout)
+        cleared = cleared or hidden
+        if cleared:
+            self.high_bits.append(index)
+        key = _digest(frame)
+        boxes = self.found.get(key)
+        if boxes is None:
+            window = self.windows[key] = grey_window(frame, layout, ds)
+            image = to_uint8(frame, layout, ds, window=window)
+            if self.prescreen is not None and not self.prescreen(image):
+                boxes = []
+                self.skipped += 1
+            else:
+                boxes = self.reads.read(image)
+                how = (layout, ds, self.fill, self.pad, self.align, window)
+                extra, clean = _more_rounds(frame, boxes, self.reads, self.rounds - 1, how)
+                boxes = boxes + extra
+                if clean is not None:
+                    self.read_clean.add(clean)
+                self.places[key] = self.reads.places
+            self.found[key] = boxes
+        filled: list[TextBox] = []
+        if boxes:
+            scratch = frame if frame.flags.writeable else frame.copy()
+            filled = blank_frame(scratch, boxes, self.fill, pad=self.pad, align=self.align)
+            name = self.engine.name
+            self.blanked.extend(
+                Blanked(index, a.left, a.top, a.width, a.height, name, a.confidence) for a in filled
+            )
+        if filled or cleared:
+            self.areas[index] = filled
+            self.frame_windows[index] = self.windows.get(key)
+            if key in self.places:
+                self.frame_places[index] = self.places[key]
+
+    def boxed(self) -> dict[int, list[TextBox]]:
+        """The frames with blanked boxes (those verification reads again)."""
+        return {i: a for i, a in self.areas.items() if a}
+
+    def how(self) -> tuple[dict[int, Window], dict[int, list[Place]]]:
+        """Per frame, the grey window and the places it was read with."""
+        return self.frame_windows, self.frame_places
+
+
 def clean_pixels(
     ds: Dataset,
     engine: OcrEngine,
@@ -296,7 +400,7 @@ def clean_pixels(
         overlay_done: tuple[OverlayBlanked, ...] = ()
     else:
         removed = ()
-        overlay_done = _clean_overlays(ds, engine, select, pad, verify)
+        overlay_done = clean_overlays(ds, engine, select, pad, verify)
     if not has_pixels(ds):
         return PixelReport(
             overlays_blanked=overlay_done,
@@ -305,73 +409,30 @@ def clean_pixels(
             verified=verify,
         )
     layout = read_layout(ds)
-    fill = fill_values(layout, ds)
-    align = _alignment(layout, lossless)
-    found: dict[bytes, list[TextBox]] = {}
-    windows: dict[bytes, Window] = {}  # each read frame's grey window (blanked: the same)
-    frame_windows: dict[int, Window] = {}
-    places: dict[bytes, list[Place]] = {}  # where each frame was read (reading crops)
-    frame_places: dict[int, list[Place]] = {}
-    areas: dict[int, list[TextBox]] = {}
-    blanked: list[Blanked] = []
-    high_bits: list[int] = []
-    calls = skipped = 0
-    read_clean: set[bytes] = set()  # blanked frames the engine already read and found clean
-    reads = _Reads(engine, select, candidates)
+    scan = FrameScan(
+        ds,
+        layout,
+        engine,
+        select=select,
+        pad=pad,
+        prescreen=prescreen,
+        rounds=rounds,
+        lossless=lossless,
+        candidates=candidates,
+    )
     hidden = frames_with_hidden_bits(ds, layout)
     for index, decoded in enumerate(iter_frames(ds, layout)):
-        frame, cleared = clear_high_bits(decoded, layout)
-        cleared = cleared or index in hidden
-        if cleared:
-            high_bits.append(index)
-        key = _digest(frame)
-        boxes = found.get(key)
-        if boxes is None:
-            window = windows[key] = grey_window(frame, layout, ds)
-            image = to_uint8(frame, layout, ds, window=window)
-            if prescreen is not None and not prescreen(image):
-                boxes = []
-                skipped += 1
-            else:
-                boxes = reads.read(image)
-                extra, clean = _more_rounds(
-                    frame, boxes, reads, rounds - 1, (layout, ds, fill, pad, align, window)
-                )
-                boxes = boxes + extra
-                if clean is not None:
-                    read_clean.add(clean)
-                places[key] = reads.places
-            found[key] = boxes
-        filled: list[TextBox] = []
-        if boxes:
-            scratch = frame if frame.flags.writeable else frame.copy()
-            filled = blank_frame(scratch, boxes, fill, pad=pad, align=align)
-            blanked.extend(
-                Blanked(index, a.left, a.top, a.width, a.height, engine.name, a.confidence)
-                for a in filled
-            )
-        if filled or cleared:
-            areas[index] = filled
-            frame_windows[index] = windows.get(key)
-            if key in places:
-                frame_places[index] = places[key]
+        scan.add(index, decoded, index in hidden)
     result = write_frames(
         ds,
-        _BlankedFrames(ds, layout, areas, fill),
+        _BlankedFrames(ds, layout, scan.areas, scan.fill),
         layout=layout,
-        boxes=areas,
+        boxes=scan.areas,
         lossless=lossless,
         verify=True,
     )
     if verify:
-        _verify_frames(
-            ds,
-            reads,
-            {i: a for i, a in areas.items() if a},
-            (frame_windows, frame_places),
-            read_clean,
-        )
-    calls += reads.calls
+        verify_frames(ds, scan.reads, scan.boxed(), scan.how(), scan.read_clean)
     icon_rebuilt = False
     if icons == "rebuild" and had_icon:
         new_layout = read_layout(ds)
@@ -380,10 +441,10 @@ def clean_pixels(
         icon_rebuilt = True
     return PixelReport(
         frames=layout.number_of_frames,
-        blanked=tuple(blanked),
-        ocr_calls=calls,
-        frames_skipped=skipped,
-        high_bits_cleared=tuple(high_bits),
+        blanked=tuple(scan.blanked),
+        ocr_calls=scan.calls,
+        frames_skipped=scan.skipped,
+        high_bits_cleared=tuple(scan.high_bits),
         overlays_blanked=overlay_done,
         overlays_removed=removed,
         icons_removed=icons_removed,
@@ -420,31 +481,30 @@ def _more_rounds(
     return extra, None
 
 
-def _verify_frames(
+def verify_frames(
     ds: Dataset,
     reads: _Reads,
     areas: Mapping[int, list[TextBox]],
     how: tuple[Mapping[int, Window], Mapping[int, list[Place]]],
     read_clean: set[bytes] | None = None,
+    read: Callable[[int], npt.NDArray[Any]] | None = None,
 ) -> None:
     """Read every blanked frame back from the written pixel data, shown with its original's
     grey window and read where the pass read it (whole, or its places); raise on text left
     outside the blanked areas. A frame whose stored values are exactly those of a blanked
     frame the engine already read and found clean is not read again (same input, same
-    answer: lossless outputs)."""
+    answer: lossless outputs). ``read`` (index -> stored values) reads a frame as written
+    (default: from ``ds``'s Pixel Data). ``reads.calls`` counts the reads made."""
     windows, places = how
     if not areas:
         return
     layout = read_layout(ds)
-    decoder = decoder_for(layout) if layout.encapsulated else None
-    raw = b"" if layout.encapsulated else bytes(ds.PixelData)
+    if read is None:
+        read = _written_frames(ds, layout)
     seen: dict[bytes, bool] = {}
     hits: list[str] = []
     for index in sorted(areas):
-        if decoder is not None:
-            frame = decode_encapsulated(decoder, ds, layout, index)
-        else:
-            frame = native_frame_from_bytes(raw, layout, index)
+        frame = read(index)
         digest = _digest(frame)
         key = digest + repr((areas[index], windows.get(index), places.get(index))).encode()
         clean = seen.get(key)
@@ -461,7 +521,16 @@ def _verify_frames(
         raise ResidualPhiError(tuple(hits))
 
 
-def _clean_overlays(
+def _written_frames(ds: Dataset, layout: PixelLayout) -> Callable[[int], npt.NDArray[Any]]:
+    """Frames as written in ``ds``'s Pixel Data, by index."""
+    if layout.encapsulated:
+        decoder = decoder_for(layout)
+        return lambda index: decode_encapsulated(decoder, ds, layout, index)
+    raw = bytes(ds.PixelData)
+    return lambda index: native_frame_from_bytes(raw, layout, index)
+
+
+def clean_overlays(
     ds: Dataset, engine: OcrEngine, select: Select | None, pad: int, verify: bool
 ) -> tuple[OverlayBlanked, ...]:
     done: list[OverlayBlanked] = []

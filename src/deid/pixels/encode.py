@@ -450,13 +450,16 @@ def _verify_native(
 
 
 def _single_frame_view(ds: Dataset, layout: PixelLayout, target: _Target, data: bytes) -> Any:
-    """A small data set holding one encoded frame, to decode it again."""
+    """A small data set holding one encoded frame, to decode it again (with copies of
+    ``ds``'s Image Pixel elements: setting the view's must not change ``ds``)."""
+    import copy
+
     from pydicom.dataset import Dataset as DicomDataset
     from pydicom.dataset import FileMetaDataset
 
     view = DicomDataset()
     for element in ds.group_dataset(0x0028):
-        view.add(element)
+        view.add(copy.copy(element))
     view.NumberOfFrames = 1
     view.PhotometricInterpretation = target.photometric
     view.PixelData = encapsulate_fragments([(data,)])
@@ -467,6 +470,85 @@ def _single_frame_view(ds: Dataset, layout: PixelLayout, target: _Target, data: 
     return view
 
 
+class FrameCoder:
+    """Re-encodes encapsulated frames one at a time, each checked by decoding it again, then
+    sets what the new encoding changes in the header (:func:`write_frames`; also used frame
+    by frame by :mod:`deid.pixels.streamed`).
+
+    ``first``: the first frame's codestream (the target syntax's options come from it).
+    """
+
+    def __init__(self, layout: PixelLayout, lossless: bool, first: bytes, verify: bool) -> None:
+        from dataclasses import replace
+
+        self.layout = layout
+        self.target, self.notes = _choose(layout, lossless, first)
+        self.same = self.target.syntax == layout.transfer_syntax
+        self.decoder = decoder_for(layout)
+        self.check_layout = replace(
+            layout,
+            transfer_syntax=self.target.syntax,
+            photometric_interpretation=self.target.photometric,
+            number_of_frames=1,
+        )
+        self.check_decoder = decoder_for(self.check_layout) if verify else None
+        self.written: list[int] = []
+        self.raw_bytes = 0
+        self.coded_bytes = 0
+
+    def encode(
+        self,
+        ds: Dataset,
+        index: int,
+        frame: npt.NDArray[Any],
+        like: bytes,
+        boxes: Sequence[TextBox],
+    ) -> bytes:
+        """Frame ``index`` encoded in the target syntax (``like``: its original codestream),
+        decoded again and compared (lossless: exactly; lossy: outside ``boxes``)."""
+        from deid.pixels.frames import decode_encapsulated
+
+        data = _encode_frame(frame, self.layout, self.target, like)
+        if self.check_decoder is not None:
+            view = _single_frame_view(ds, self.layout, self.target, data)
+            got = decode_encapsulated(self.check_decoder, view, self.check_layout, 0)
+            if not _compare(frame, got, self.layout, self.target.lossy, boxes):
+                raise PixelError(f"frame {index} did not decode back as it was encoded")
+        self.written.append(index)
+        self.raw_bytes += frame.size * frame.dtype.itemsize
+        self.coded_bytes += len(data)
+        return data
+
+    def finish(self, ds: Dataset) -> EncodeResult:
+        """Set the header for the new encoding (the new Pixel Data value is the caller's):
+        no Extended Offset Table, the syntax, photometric interpretation, planar
+        configuration and lossy compression history."""
+        from pydicom.dataset import FileMetaDataset
+
+        layout, target = self.layout, self.target
+        for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
+            if keyword in ds:
+                del ds[keyword]
+        if not hasattr(ds, "file_meta"):
+            ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = UID(target.syntax)
+        if target.photometric != ds.PhotometricInterpretation:
+            ds.PhotometricInterpretation = target.photometric
+        if not self.same and layout.samples_per_pixel > 1 and target.syntax != RLE:
+            ds.PlanarConfiguration = 0
+        if target.lossy and self.written:
+            ratio = self.raw_bytes / max(1, self.coded_bytes)
+            _update_lossy_history(ds, _METHOD[target.syntax], ratio)
+        return EncodeResult(
+            target.syntax,
+            layout.transfer_syntax,
+            lossy=target.lossy and bool(self.written),
+            frames_encoded=tuple(self.written),
+            photometric_interpretation=target.photometric,
+            notes=tuple(self.notes),
+        )
+
+
 def _write_encapsulated(
     ds: Dataset,
     layout: PixelLayout,
@@ -475,64 +557,23 @@ def _write_encapsulated(
     lossless: bool,
     verify: bool,
 ) -> EncodeResult:
-    from dataclasses import replace
-
-    from pydicom.dataset import FileMetaDataset
-
     from deid.pixels.frames import decode_encapsulated
 
     original = _fragments(ds, layout)
-    target, notes = _choose(layout, lossless, b"".join(original[0]))
-    same = target.syntax == layout.transfer_syntax
-    decoder = decoder_for(layout)
-    check_layout = replace(
-        layout,
-        transfer_syntax=target.syntax,
-        photometric_interpretation=target.photometric,
-        number_of_frames=1,
-    )
-    check_decoder = decoder_for(check_layout) if verify else None
+    coder = FrameCoder(layout, lossless, b"".join(original[0]), verify)
     encoded: list[tuple[bytes, ...]] = []
-    written: list[int] = []
-    raw_bytes = 0
-    coded_bytes = 0
     for index, fragments in enumerate(original):
-        if same and index not in frames:
+        if coder.same and index not in frames:
             encoded.append(fragments)
             continue
         frame = (
-            frames[index] if index in frames else decode_encapsulated(decoder, ds, layout, index)
+            frames[index]
+            if index in frames
+            else decode_encapsulated(coder.decoder, ds, layout, index)
         )
-        data = _encode_frame(frame, layout, target, b"".join(fragments))
-        if check_decoder is not None:
-            view = _single_frame_view(ds, layout, target, data)
-            got = decode_encapsulated(check_decoder, view, check_layout, 0)
-            if not _compare(frame, got, layout, target.lossy, boxes.get(index, ())):
-                raise PixelError(f"frame {index} did not decode back as it was encoded")
-        encoded.append((data,))
-        written.append(index)
-        raw_bytes += frame.size * frame.dtype.itemsize
-        coded_bytes += len(data)
+        like = b"".join(fragments)
+        encoded.append((coder.encode(ds, index, frame, like, boxes.get(index, ())),))
     ds.PixelData = encapsulate_fragments(encoded)
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
-    for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
-        if keyword in ds:
-            del ds[keyword]
-    if not hasattr(ds, "file_meta"):
-        ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = UID(target.syntax)
-    if target.photometric != ds.PhotometricInterpretation:
-        ds.PhotometricInterpretation = target.photometric
-    if not same and layout.samples_per_pixel > 1 and target.syntax != RLE:
-        ds.PlanarConfiguration = 0
-    if target.lossy and written:
-        _update_lossy_history(ds, _METHOD[target.syntax], raw_bytes / max(1, coded_bytes))
-    return EncodeResult(
-        target.syntax,
-        layout.transfer_syntax,
-        lossy=target.lossy and bool(written),
-        frames_encoded=tuple(written),
-        photometric_interpretation=target.photometric,
-        notes=tuple(notes),
-    )
+    return coder.finish(ds)

@@ -314,10 +314,13 @@ def read_frame(ds: Dataset, layout: PixelLayout, index: int) -> npt.NDArray[Any]
 
 
 def decode_encapsulated(
-    decoder: Any, ds: Dataset, layout: PixelLayout, index: int
+    decoder: Any, ds: Dataset, layout: PixelLayout, index: int, *, label: int | None = None
 ) -> npt.NDArray[Any]:
-    """Decode one encapsulated frame of ``ds`` with ``decoder``."""
+    """Decode one encapsulated frame of ``ds`` with ``decoder`` (``label``: the frame number
+    errors name, when ``ds`` holds the frame alone)."""
     from pydicom.pixels.utils import as_pixel_options
+
+    name = index if label is None else label
 
     samples = layout.rows * layout.columns * layout.samples_per_pixel
     if samples > MAX_FRAME_SAMPLES:
@@ -333,9 +336,9 @@ def decode_encapsulated(
     except BaseException as exc:  # Exception, or a Rust decoder's panic
         if not isinstance(exc, Exception) and not is_panic(exc):
             raise
-        name = UID(layout.transfer_syntax).name
-        raise PixelError(f"frame {index} cannot be decoded from {name}") from exc
-    return _checked(array, layout, index)
+        syntax = UID(layout.transfer_syntax).name
+        raise PixelError(f"frame {name} cannot be decoded from {syntax}") from exc
+    return _checked(array, layout, name)
 
 
 def _checked(array: npt.NDArray[Any], layout: PixelLayout, index: int) -> npt.NDArray[Any]:
