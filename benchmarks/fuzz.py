@@ -660,8 +660,62 @@ def _quoted(texts: Sequence[str], identifiers: Sequence[str]) -> str | None:
     return None
 
 
+class _OneWay(io.RawIOBase):
+    """A source that can only be read forward (a socket, a pipe): no seek, no tell."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._data.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def _call(engine: Any, api: str, data: bytes, sink: io.BytesIO) -> Any:
+    """Run one case through ``api``: ``bytes`` (deidentify_bytes), ``stream`` (a seekable
+    source) or ``stream-oneway`` (a forward-only source); streams write into ``sink``."""
+    if api == "bytes":
+        result = engine.deidentify_bytes(data)
+        sink.write(result.data)
+        return result
+    source: Any = io.BytesIO(data) if api == "stream" else io.BufferedReader(_OneWay(data))
+    return engine.deidentify_stream(source, sink)
+
+
+APIS = ("bytes", "stream", "stream-oneway")
+
+
+def _like_bytes(engine: Any, data: bytes, written: bytes, outcome: Result) -> Result:
+    """A streamed case must end as ``deidentify_bytes`` ends: the same output bytes, or a
+    rejection on both sides (a stream that releases what the bytes path rejects is a hole)."""
+    from deid.errors import DeidError
+
+    try:
+        expected: bytes | None = engine.deidentify_bytes(data).data
+    except DeidError:
+        expected = None
+    except Exception:  # the bytes path's own finding (its fuzz run reports it)
+        return outcome
+    if outcome.outcome == "deidentified" and expected is None:
+        return Result(outcome.index, "finding", "stream_differs", "released; bytes path rejects")
+    if outcome.outcome == "deidentified" and written != expected:
+        return Result(outcome.index, "finding", "stream_differs", "other bytes than bytes path")
+    if outcome.outcome == "rejected" and expected is not None:
+        return Result(outcome.index, "finding", "stream_differs", "rejected; bytes path releases")
+    return outcome
+
+
 def run_case(
-    engine: Any, index: int, data: bytes, identifiers: Sequence[str], planted: Sequence[str]
+    engine: Any,
+    index: int,
+    data: bytes,
+    identifiers: Sequence[str],
+    planted: Sequence[str],
+    api: str = "bytes",
 ) -> Result:
     """One case in this process: the outcome, never raising."""
     from deid.errors import DeidError
@@ -680,8 +734,9 @@ def run_case(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            sink = io.BytesIO()
             try:
-                result = engine.deidentify_bytes(data)
+                result = _call(engine, api, data, sink)
             except DeidError as exc:
                 memory = any(isinstance(e, MemoryError) for e in _chain(exc))
                 texts = [str(exc), str(getattr(exc, "detail", ""))]
@@ -691,6 +746,8 @@ def run_case(
                     outcome = Result(
                         index, "finding", "memory", f"MemoryError under {outcome.reason}"
                     )
+                elif sink.getvalue():  # fail closed: a rejected object writes nothing
+                    outcome = Result(index, "finding", "partial_output", outcome.reason)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as exc:  # also a Rust extension's panic
@@ -701,9 +758,12 @@ def run_case(
                 outcome = Result(index, "deidentified")
                 # A planted value deid still sees as an identifier must not be released. (A
                 # flipped tag can turn one into an unknown attribute: that is not counted.)
-                leaked = [p for p in planted if p in own and p.encode("utf-8") in result.data]
+                written = sink.getvalue()
+                leaked = [p for p in planted if p in own and p.encode("utf-8") in written]
                 if leaked:
                     outcome = Result(index, "finding", "output_leak", "planted value in output")
+            if api != "bytes" and outcome.outcome != "finding":
+                outcome = _like_bytes(engine, data, sink.getvalue(), outcome)
         named = len(texts)
         texts += [str(w.message) for w in caught] + capture.lines
     finally:
@@ -730,7 +790,7 @@ def make_engine() -> Any:
     return Deidentifier(POLICY, KEY, ocr=StaticOcr(), prescreen=False)
 
 
-def _worker(conn: multiprocessing.connection.Connection, memory_mib: int) -> None:
+def _worker(conn: multiprocessing.connection.Connection, memory_mib: int, api: str) -> None:
     if memory_mib > 0:
         limit = memory_mib * _MIB
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -743,7 +803,7 @@ def _worker(conn: multiprocessing.connection.Connection, memory_mib: int) -> Non
         if job is None:
             return
         index, data, identifiers, planted = job
-        conn.send(run_case(engine, index, data, identifiers, planted))
+        conn.send(run_case(engine, index, data, identifiers, planted, api))
 
 
 # -- the pool -------------------------------------------------------------------------------------
@@ -760,15 +820,19 @@ class _Slot:
 class Pool:
     """Worker processes, one case each at a time, killed and replaced on timeouts and crashes."""
 
-    def __init__(self, workers: int, time_limit: float, memory_mib: int) -> None:
+    def __init__(
+        self, workers: int, time_limit: float, memory_mib: int, api: str = "bytes"
+    ) -> None:
         self._context = multiprocessing.get_context("spawn")
         self.time_limit = time_limit
         self.memory_mib = memory_mib
+        self.api = api
         self.slots = [self._start() for _ in range(workers)]
 
     def _start(self) -> _Slot:
         parent, child = self._context.Pipe()
-        process = self._context.Process(target=_worker, args=(child, self.memory_mib), daemon=True)
+        args = (child, self.memory_mib, self.api)
+        process = self._context.Process(target=_worker, args=args, daemon=True)
         process.start()
         child.close()
         return _Slot(process, parent)
@@ -895,15 +959,19 @@ def fuzz(
     use_corpus: bool = True,
     max_seed_bytes: int = 4 * _MIB,
     progress: Callable[[Report], None] | None = None,
+    api: str = "bytes",
 ) -> Report:
-    """Run cases ``start .. start + cases - 1`` of run ``seed``; save findings; the report."""
+    """Run cases ``start .. start + cases - 1`` of run ``seed`` through ``api`` (see
+    :data:`APIS`); save findings; the report."""
+    if api not in APIS:
+        raise ValueError(f"api must be one of {', '.join(APIS)}")
     found = corpus_seeds(max_bytes=max_seed_bytes) if use_corpus else []
     seeds = synthetic_seeds() + found
     report = Report(seeds=len(seeds), corpus_seeds=len(found))
     target = findings_dir if findings_dir is not None else default_findings_dir()
     generated = (make_case(seeds, seed, i) for i in range(start, start + cases))
     began = time.perf_counter()
-    pool = Pool(workers, time_limit, memory_mib)
+    pool = Pool(workers, time_limit, memory_mib, api)
     try:
         for case, result in pool.run(generated):
             report.cases += 1
@@ -943,10 +1011,10 @@ def _save(folder: Path, run_seed: int, case: Case, result: Result) -> dict[str, 
     return note
 
 
-def replay(path: Path) -> Result:
+def replay(path: Path, api: str = "bytes") -> Result:
     """Run one saved case in this process (no limits), for debugging a finding."""
     data = path.read_bytes()
-    return run_case(make_engine(), -1, data, (), list(PLANTED.values()))
+    return run_case(make_engine(), -1, data, (), list(PLANTED.values()), api)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -961,9 +1029,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-corpus", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--replay", type=Path, default=None, help="run one saved case and exit")
+    parser.add_argument(
+        "--api",
+        choices=APIS,
+        default="bytes",
+        help="deidentify_bytes, or deidentify_stream from a seekable or a forward-only source",
+    )
     args = parser.parse_args(argv)
     if args.replay is not None:
-        print(json.dumps(replay(args.replay).__dict__))
+        print(json.dumps(replay(args.replay, args.api).__dict__))
         return 0
     if not args.no_corpus and not corpus_root().is_dir():
         print(f"fuzz: corpus not found at {corpus_root()} (set DEID_CORPUS); synthetic seeds only")
@@ -986,6 +1060,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         findings_dir=args.findings,
         use_corpus=not args.no_corpus,
         progress=progress,
+        api=args.api,
     )
     summary = report.as_dict()
     if args.json is not None:

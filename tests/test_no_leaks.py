@@ -228,3 +228,43 @@ def test_a_policy_that_keeps_the_name_is_the_only_way_it_stays() -> None:
     result = Deidentifier(keep, KEY).deidentify(make_dataset(**CT))
     out = io.BytesIO(result.data).getvalue()
     assert PATIENT_NAME.encode() in out
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.mark.parametrize("name", ["pydicom", "pydicom.pixels.utils"])
+def test_pydicom_log_lines_made_inside_a_deid_call_are_dropped(name: str) -> None:
+    """pydicom's log lines quote offsets and raw tag bytes of the object (whose digits can
+    spell an ID): inside a deid call, in its thread, they are dropped; outside, and in other
+    threads meanwhile, they pass."""
+    import threading
+
+    from deid.quiet import unquoted
+
+    records = _Records()
+    logger = logging.getLogger(name)
+    parent = logging.getLogger("pydicom")
+    parent.addHandler(records)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        logger.warning("outside before")
+        with unquoted():
+            logger.warning("inside at position 0x1000027759")
+            other = threading.Thread(target=lambda: logger.warning("other thread"))
+            other.start()
+            other.join()
+            with unquoted():
+                logger.debug("nested inside")
+        logger.warning("outside after")
+    finally:
+        parent.removeHandler(records)
+        logger.setLevel(level)
+    assert records.messages == ["outside before", "other thread", "outside after"]

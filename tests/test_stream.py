@@ -525,3 +525,99 @@ def test_result_of_a_stream() -> None:
     assert "PixelData" not in result.dataset
     assert result.dataset.PatientIdentityRemoved == "YES"
     assert out.getvalue()[128:132] == b"DICM"
+
+
+# -- fuzz findings (benchmarks/fuzz.py --api stream-oneway) ----------------------------------
+
+
+class Asked(io.RawIOBase):
+    """A forward-only source behind ``io.BufferedReader``, as sockets and pipes come: the
+    reader allocates every size it is asked for before reading. Records the largest ask."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data = io.BytesIO(data)
+        self.largest = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self.largest = max(self.largest, len(buffer))
+        chunk = self._data.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def test_a_header_length_claim_never_sizes_a_read_of_the_source() -> None:
+    """An element claiming 4 GiB in the header, then the end of the input: pydicom asks for
+    the claimed length; deid asks its source for at most 1 MiB at a time (a buffered one-way
+    source would allocate the whole claim first: a MemoryError in the fuzz)."""
+    ds = make_dataset(**CT_IMAGE)
+    ds.add_new(0x00110010, "LO", "ACME 1")
+    ds.add_new(0x00111000, "OB", b"\x01" * 8)
+    data = to_bytes(ds)
+    head = struct.pack("<HH2sH", 0x0011, 0x1000, b"OB", 0)
+    at = data.index(head) + len(head)
+    data = data[:at] + struct.pack("<L", 0xFFFFFFF0) + data[at + 4 : at + 12]
+    engine = ENGINES["no-text"]()
+    expected = outcome(lambda: engine.deidentify_bytes(data))
+    asked = Asked(data)
+    out = io.BytesIO()
+    tracemalloc.start()
+    try:
+        got = outcome(lambda: engine.deidentify_stream(io.BufferedReader(asked), out))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == expected
+    assert expected[0] == "rejected"
+    assert asked.largest <= 1 << 20
+    assert peak < 8 << 20
+    assert out.getvalue() == b""
+
+
+def _retyped(tag: int, vr: bytes) -> bytes:
+    """A CT object whose ``tag`` (US, 2 bytes) says VR ``vr`` instead."""
+    data = to_bytes(ct_frames(2))
+    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + b"US"
+    assert data.count(head) == 1
+    return data.replace(head, head[:4] + vr)
+
+
+@pytest.mark.parametrize(
+    ("tag", "vr"),
+    [(0x00280011, b"UL"), (0x00280010, b"ZZ")],
+    ids=["columns-UL-of-2-bytes", "rows-unknown-VR"],
+)
+def test_a_header_value_pydicom_cannot_read_is_the_bytes_path_rejection(
+    tag: int, vr: bytes
+) -> None:
+    """pydicom raises reading Columns (a UL of two bytes) or Rows (VR ZZ) for the limits:
+    a rejection, as on the bytes path, not pydicom's exception."""
+    data = _retyped(tag, vr)
+    engine = ENGINES["no-text"]()
+    with pytest.raises(RejectedError) as bytes_error:
+        engine.deidentify_bytes(data)
+    assert bytes_error.value.reason is RejectReason.INVALID_DATASET
+    for source in (io.BytesIO(data), OneWay(data)):
+        out = io.BytesIO()
+        with pytest.raises(RejectedError) as info:
+            engine.deidentify_stream(source, out)
+        assert info.value.reason is RejectReason.INVALID_DATASET
+        assert out.getvalue() == b""
+
+
+@pytest.mark.parametrize("syntax", [RLELossless, JPEGLSLossless])
+def test_a_malformed_window_element_does_not_fail_decoding_a_streamed_frame(syntax: str) -> None:
+    """Window Width with an unknown VR: the bytes path decodes frames without reading it, and
+    so does the streamed pass (its one-frame views copy only what a decoder reads)."""
+    ds = us_frames(4, syntax)
+    ds.add_new(0x00281051, "DS", "400")
+    data = to_bytes(ds)
+    head = struct.pack("<HH", 0x0028, 0x1051) + b"DS"
+    assert data.count(head) == 1
+    data = data.replace(head, head[:4] + b"ZZ")
+    engine = ENGINES["text"]()
+    assert engine.deidentify_bytes(data).audit.pixels is not None
+    assert_streams_like_bytes(engine, data)

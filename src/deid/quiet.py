@@ -12,12 +12,18 @@ setting is ``WARN``. Every other thread, and the caller's code outside deid, see
 settings unchanged; ``RAISE`` is kept (an invalid value then rejects the object). The settings
 object gets a subclass of its class once (behaviour-preserving outside deid's calls); nothing
 is ever set or restored around a call, so concurrent calls cannot undo each other.
+
+pydicom's own log lines made in such a thread are dropped too (a filter on the ``pydicom``
+loggers): besides values, they quote file offsets and raw tag bytes of the object ("Unknown
+tag bytes ... at position 0x..."), and an offset's digits can spell an ID (a fuzz finding on
+the stream path). Log lines of other threads, and deid's own, pass.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
@@ -55,11 +61,38 @@ class _Settings(config.Settings):
         self._writing_validation_mode = value
 
 
+class _OutsideOnly(logging.Filter):
+    """Pass a log record unless it was made inside a deid call in this thread."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_inside, "depth", 0)
+
+
+_OUTSIDE_ONLY = _OutsideOnly()
+
+
+def _filter_pydicom_logs() -> None:
+    """The filter on ``pydicom`` and every ``pydicom.*`` logger made so far (a logger's
+    filters do not see what its children log)."""
+    names = [n for n in logging.Logger.manager.loggerDict if n.startswith("pydicom.")]
+    for name in ("pydicom", *names):
+        logger = logging.getLogger(name)
+        if _OUTSIDE_ONLY not in logger.filters:
+            logger.addFilter(_OUTSIDE_ONLY)
+
+
+# How many loggers existed when the filter was last put on (a new pydicom.* one needs it).
+_loggers_seen = [-1]
+
+
 def _install() -> None:
     settings = config.settings
-    if isinstance(settings, _Settings):
+    loggers = len(logging.Logger.manager.loggerDict)
+    if isinstance(settings, _Settings) and loggers == _loggers_seen[0]:
         return
     with _lock:
+        _filter_pydicom_logs()
+        _loggers_seen[0] = loggers
         if type(config.settings) is config.Settings:
             config.settings.__class__ = _Settings
 

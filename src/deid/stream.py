@@ -45,7 +45,7 @@ from pydicom.dataelem import RawDataElement
 
 from deid.burnedin import needs_prescreen, pixel_pass_reason, run_pixel_pass
 from deid.codes import RejectReason
-from deid.errors import RejectedError
+from deid.errors import DeidError, RejectedError, is_panic
 from deid.pixels.streamed import NotStreamableError, StreamedClean, pieces_chunks
 from deid.quiet import unquoted_call
 from deid.streaminput import (
@@ -77,6 +77,8 @@ _PIXEL_DATA = 0x7FE00010
 @unquoted_call
 def deidentify_stream(engine: Deidentifier, src: BinaryIO, dst: BinaryIO) -> DeidResult:
     """See :meth:`deid.Deidentifier.deidentify_stream`."""
+    from deid.engine import _rejection
+
     base = tell(src)
     parts = Parts(src, base, Input(src, engine.limits.max_bytes))
     try:
@@ -87,6 +89,14 @@ def deidentify_stream(engine: Deidentifier, src: BinaryIO, dst: BinaryIO) -> Dei
             return _streamed(engine, located, dst, parts)
         except NotStreamableError:
             return _whole(engine, parts.original(), dst)
+    except DeidError:
+        raise
+    except Exception as exc:  # pydicom on a malformed header value, say: as the bytes path
+        raise _rejection("stream", exc) from None
+    except BaseException as exc:  # a Rust extension's panic is not an Exception
+        if not is_panic(exc):
+            raise
+        raise _rejection("stream", exc) from None
     finally:
         for cleaner in parts.cleaners:
             cleaner.close()

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 CHUNK = 1 << 18
 #: Bytes read ahead at a time while the header is read.
 HEADER_CHUNK = 1 << 16
+#: The most asked of a source in one read call.
+MAX_READ = 1 << 20
 #: The stand-in for the pixel data value while the header goes through the pipeline: 64 bytes
 #: (verification leaves a pixel value of 64 bytes or more out of its byte search) that no
 #: identifier can match (no ASCII, and no UTF-8 lead byte).
@@ -117,7 +119,9 @@ class Input(io.RawIOBase):
         """Read from ``src`` until ``end`` bytes are held (``None``: all of it)."""
         while (end is None or len(self.buffer) < end) and not self.eof:
             need = HEADER_CHUNK if end is None else end - len(self.buffer)
-            want = min(max(need, HEADER_CHUNK), self.limit + 1 - len(self.buffer))
+            # Never ask ``src`` for what a header claims: a buffered one-way source allocates
+            # the size asked for before it reads (a 4 GiB length claim, a MemoryError).
+            want = min(max(need, HEADER_CHUNK), self.limit + 1 - len(self.buffer), MAX_READ)
             try:
                 chunk = self.src.read(want)
             except OSError as exc:
@@ -184,7 +188,8 @@ class _Tail:
         while len(self.pending) < size:
             room = self._limit + 1 - self._used - len(self.pending)
             try:
-                chunk = self._src.read(max(min(max(size - len(self.pending), CHUNK), room), 1))
+                want = min(max(size - len(self.pending), CHUNK), room, MAX_READ)
+                chunk = self._src.read(max(want, 1))
             except OSError as exc:
                 raise read_error(exc) from None
             if not chunk:

@@ -449,17 +449,41 @@ def _verify_native(
             raise PixelError(f"frame {index} did not read back as written")
 
 
+#: The Image Pixel elements a decoder reads (the rest of group 0028, such as windows and
+#: LUTs, is not copied: a malformed one there must not fail a frame's decoding).
+DECODING_TAGS = (
+    0x00280002,  # Samples per Pixel
+    0x00280004,  # Photometric Interpretation
+    0x00280006,  # Planar Configuration
+    0x00280008,  # Number of Frames
+    0x00280010,  # Rows
+    0x00280011,  # Columns
+    0x00280100,  # Bits Allocated
+    0x00280101,  # Bits Stored
+    0x00280102,  # High Bit
+    0x00280103,  # Pixel Representation
+)
+
+
+def copy_decoding_elements(ds: Dataset, view: Dataset) -> None:
+    """Copies of ``ds``'s :data:`DECODING_TAGS` elements into ``view`` (setting the view's
+    must not change ``ds``)."""
+    import copy
+
+    for tag in DECODING_TAGS:
+        if tag in ds:
+            view.add(copy.copy(ds[tag]))
+
+
 def _single_frame_view(ds: Dataset, layout: PixelLayout, target: _Target, data: bytes) -> Any:
     """A small data set holding one encoded frame, to decode it again (with copies of
     ``ds``'s Image Pixel elements: setting the view's must not change ``ds``)."""
-    import copy
 
     from pydicom.dataset import Dataset as DicomDataset
     from pydicom.dataset import FileMetaDataset
 
     view = DicomDataset()
-    for element in ds.group_dataset(0x0028):
-        view.add(copy.copy(element))
+    copy_decoding_elements(ds, view)
     view.NumberOfFrames = 1
     view.PhotometricInterpretation = target.photometric
     view.PixelData = encapsulate_fragments([(data,)])

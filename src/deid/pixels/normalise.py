@@ -22,7 +22,12 @@ if TYPE_CHECKING:
 
 
 def _first_number(ds: Dataset, keyword: str) -> float | None:
-    value = ds.get(keyword)
+    """The first value of ``keyword`` as a finite number; ``None`` when absent or unreadable
+    (a malformed window is no window: the frame's own range is used)."""
+    try:
+        value = ds.get(keyword)
+    except Exception:  # pydicom on a malformed element (an unknown VR, a wrong length)
+        return None
     if value is None or value == "":
         return None
     if not isinstance(value, str | bytes | int | float):

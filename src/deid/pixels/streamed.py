@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from deid.errors import DeidError, PixelError
 from deid.pixels.clean import FrameScan, PixelReport, blanked, clean_overlays, verify_frames
-from deid.pixels.encode import EncodeResult, FrameCoder, encapsulate_fragments, native_frame_bytes
+from deid.pixels.encode import (
+    EncodeResult,
+    FrameCoder,
+    copy_decoding_elements,
+    encapsulate_fragments,
+    native_frame_bytes,
+)
 from deid.pixels.frames import (
     PixelLayout,
     codestream_precision,
@@ -309,15 +315,12 @@ class StreamedClean:
 def frame_view(ds: Dataset, syntax: str, data: bytes) -> Dataset:
     """A data set holding one encapsulated frame (``data``) with a copy of ``ds``'s Image
     Pixel module, for a decoder (``ds`` is left as it was)."""
-    import copy
-
     from pydicom.dataset import Dataset as DicomDataset
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import UID
 
     view = DicomDataset()
-    for element in ds.group_dataset(0x0028):
-        view.add(copy.copy(element))
+    copy_decoding_elements(ds, view)
     view.NumberOfFrames = 1
     view.PixelData = encapsulate_fragments([(data,)])
     view["PixelData"].VR = "OB"
