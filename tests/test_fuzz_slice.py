@@ -3,6 +3,8 @@
 6,000 cases of run seed 7 (about a minute on two cores): corpus files and synthetic objects,
 mutated, each de-identified in a worker process with a time and memory limit. Every case must
 end de-identified or as a DeidError; without the corpus only the synthetic seeds are used.
+A second, smaller slice goes through ``deidentify_stream`` from a forward-only source, each
+case also checked against ``deidentify_bytes`` (same bytes, or a rejection on both sides).
 """
 
 from __future__ import annotations
@@ -47,4 +49,21 @@ def test_a_slice_of_the_fuzz_ends_without_findings(fuzz: ModuleType, tmp_path: P
     assert set(report.outcomes) <= {"deidentified", "rejected"}
     assert report.outcomes["deidentified"] > 0
     assert sum(report.reasons.values()) == report.outcomes["rejected"]
+    assert list(tmp_path.iterdir()) == []
+
+
+STREAM_CASES = 1500
+
+
+def test_a_slice_through_the_stream_path_ends_without_findings(
+    fuzz: ModuleType, tmp_path: Path
+) -> None:
+    report = fuzz.fuzz(
+        STREAM_CASES, RUN_SEED + 1, workers=2, time_limit=10.0, findings_dir=tmp_path,
+        api="stream-oneway",
+    )  # fmt: skip
+    assert report.findings == []
+    assert report.cases == STREAM_CASES
+    assert set(report.outcomes) <= {"deidentified", "rejected"}
+    assert report.outcomes["deidentified"] > 0
     assert list(tmp_path.iterdir()) == []
