@@ -302,7 +302,8 @@ class FrameScan:
         cleared = cleared or hidden
         if cleared:
             self.high_bits.append(index)
-        key = _digest(frame)
+        # identical frames are read once: a single frame has none to match (no digest)
+        key = _digest(frame) if layout.number_of_frames > 1 else b""
         boxes = self.found.get(key)
         if boxes is None:
             window = self.windows[key] = grey_window(frame, layout, ds)
