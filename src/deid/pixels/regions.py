@@ -212,6 +212,12 @@ class CropReader:
             found += self._read_place(image, self._fitted(place, rows, columns))
         return found
 
+    def known(self, image: npt.NDArray[np.uint8], place: Place) -> bool:
+        """Whether ``place`` of ``image`` (as fitted) holds pixels already read."""
+        rows, columns = int(image.shape[0]), int(image.shape[1])
+        left, top, right, bottom = self._fitted(place, rows, columns)
+        return _digest(image[top:bottom, left:right]) in self._read
+
     def _read_place(self, image: npt.NDArray[np.uint8], place: Place) -> list[TextBox]:
         rows, columns = int(image.shape[0]), int(image.shape[1])
         for _ in range(MAX_GROWTH + 1):
