@@ -5,15 +5,16 @@ Each ``--tree NAME=SRC`` is a source folder holding a ``deid`` package (``src`` 
 or of a ``git archive`` export of a commit). Every tree is imported under its own set of
 modules (``sys.modules`` is switched to that tree's modules before each of its runs, so lazy
 imports inside deid resolve to the same tree) with its own ``Deidentifier`` (policy
-``upload``, the policy's OCR engine). Every pass runs every tree over every file in turn
-(the order of the trees rotates per pass); the table gives the median seconds per pass, its
-range, the ratio to the first tree, the OCR calls and boxes from the audit, and whether the
-written bytes equal the first tree's.
+``upload``, or the one ``--policy NAME=POLICY`` gives that tree; the policy's OCR engine).
+Every pass runs every tree over every file in turn (the order of the trees rotates per
+pass); the table gives the median seconds per pass, its range, the ratio to the first tree,
+the OCR calls and boxes from the audit, and whether the written bytes equal the first tree's.
 
 ::
 
     python benchmarks/pixel_variants.py --tree before=OLD/src --tree after=src [--passes 3]
-        [--dx N] [--us N] [--dx-scale 0.5] [--us-frames 4] [--profile NAME]
+        [--policy NAME=POLICY] [--dx N] [--us N] [--dx-scale 0.5] [--us-frames 4]
+        [--profile NAME]
 
 ``--profile NAME``: one more pass of that tree under cProfile; prints the top functions by
 cumulative and by own time.
@@ -63,13 +64,13 @@ def _forget_deid() -> None:
 class Tree:
     """One version of deid, imported from ``src``, and its engine."""
 
-    def __init__(self, name: str, src: Path) -> None:
+    def __init__(self, name: str, src: Path, policy: str = "upload") -> None:
         self.name = name
         _forget_deid()
         sys.path.insert(0, str(src))
         try:
             deid = importlib.import_module("deid")
-            self.engine: Any = deid.Deidentifier("upload", KEY)
+            self.engine: Any = deid.Deidentifier(policy, KEY)
             importlib.import_module("deid.pixels.clean")
             importlib.import_module("deid.pixels.regions")
         finally:
@@ -114,6 +115,13 @@ class Tree:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", action="append", required=True, metavar="NAME=SRC")
+    parser.add_argument(
+        "--policy",
+        action="append",
+        metavar="NAME=POLICY",
+        default=[],
+        help="a policy (name or TOML file) for the tree NAME (default: upload)",
+    )
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--dx", type=int, default=10, help="DX files (10)")
     parser.add_argument("--us", type=int, default=6, help="US loops (6)")
@@ -123,10 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=30, help="functions listed by --profile")
     args = parser.parse_args(argv)
     files = pixel_files(args.dx, args.us, args.dx_scale, args.us_frames)
+    policies = dict(spec.partition("=")[::2] for spec in args.policy)
     trees = []
     for spec in args.tree:
         name, _, src = spec.partition("=")
-        trees.append(Tree(name, Path(src).resolve()))
+        trees.append(Tree(name, Path(src).resolve(), policies.get(name, "upload")))
     for tree in trees:  # untimed warm-up (the model's first runs, lazy tables)
         tree.run(files[:1] + files[-1:])
     for index in range(args.passes):

@@ -19,6 +19,7 @@ from deid.pixels.regions import (
     candidates_near,
     grow,
     merge,
+    overlaps,
     plan_places,
 )
 from tests.test_pixels_support import Spec, build, decode_independently, rewrite
@@ -79,6 +80,14 @@ def test_merge_joins_overlapping_places_transitively() -> None:
     assert merge(places) == [(0, 0, 30, 20), (50, 50, 60, 60)]
     assert merge([(0, 0, 10, 10), (10, 0, 20, 10)]) == [(0, 0, 10, 10), (10, 0, 20, 10)]
     assert merge([]) == []
+
+
+def test_a_candidate_overlaps_a_place_when_they_share_a_pixel() -> None:
+    place = (10, 10, 20, 20)  # right and bottom exclusive
+    assert overlaps((19, 19, 1, 1), place)
+    assert overlaps((0, 0, 11, 11), place)
+    assert not overlaps((20, 10, 5, 5), place)  # starts at the place's right edge
+    assert not overlaps((0, 0, 10, 30), place)  # ends where the place starts
 
 
 def test_plan_places_reads_the_whole_frame_when_places_would_cover_most_of_it() -> None:

@@ -40,8 +40,8 @@ from deid.pixels.regions import (
     Candidates,
     CropReader,
     Place,
-    _overlap,
     candidates_near,
+    overlaps,
     plan_places,
 )
 
@@ -171,11 +171,6 @@ class _BlankedFrames(Mapping[int, "npt.NDArray[Any]"]):
         return len(self._areas)
 
 
-def _place_of(candidate: Candidate) -> Place:
-    left, top, width, height = candidate
-    return (left, top, left + width, top + height)
-
-
 def _inside(box: TextBox, areas: Sequence[TextBox], tolerance: int) -> bool:
     return any(
         box.left >= a.left - tolerance
@@ -243,9 +238,9 @@ class _Reads:
             changed = [p for p in self.places if p not in kept]
             left = [
                 c
-                for c in self._before
+                for c in sorted(self._before)
                 if not _inside(TextBox(*c), blanked, VERIFY_TOLERANCE)
-                and any(_overlap(_place_of(c), p) for p in changed)
+                and any(overlaps(c, p) for p in changed)
             ]
             fresh = plan_places([*left, *(c for c in near if c not in self._before)], rows, columns)
             found = self.crops.read(image, [*kept, *fresh])

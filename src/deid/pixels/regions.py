@@ -103,6 +103,12 @@ def _overlap(a: Place, b: Place) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+def overlaps(candidate: Candidate, place: Place) -> bool:
+    """Whether ``candidate`` and ``place`` share a pixel."""
+    left, top, width, height = candidate
+    return _overlap((left, top, left + width, top + height), place)
+
+
 def _union(a: Place, b: Place) -> Place:
     return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
