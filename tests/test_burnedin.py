@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from pydicom.dataset import Dataset
 
@@ -19,6 +21,10 @@ from deid.identifiers import Category, Identifier, Identifiers
 from deid.ocr import TextBox
 from deid.policy import Policy
 from tests.factories import make_dataset
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 US_STORAGE = "1.2.840.10008.5.1.4.1.1.6.1"
 PT_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
@@ -179,3 +185,52 @@ def test_crops_are_read_only_with_a_screen_that_scans_and_an_engine_that_reads_c
     image = object()
     assert (gate(image), list(where(image))) == (True, [(1, 2, 3, 4)])
     assert screen.scans == 1  # one scan for the gate and the candidates of an image
+
+
+class _Recording:
+    """A crop-reading engine that finds nothing and records the shape of every image it reads."""
+
+    name = "recording"
+    recognizes = False
+    reads_crops = True
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, ...]] = []
+
+    def detect(self, image: npt.NDArray[np.uint8]) -> list[TextBox]:
+        self.shapes.append(tuple(image.shape))
+        return []
+
+
+def _us_frame() -> Dataset:
+    import numpy as np
+
+    ds = make_dataset(US_STORAGE, pixels=True, Modality="US")
+    ds.Rows, ds.Columns = 96, 320
+    ds.PixelData = (np.arange(96 * 320, dtype="<u2") % 4096).tobytes()
+    return ds
+
+
+@pytest.mark.parametrize(
+    ("read", "shapes"),
+    [("places", [(14, 20)]), ("frames", [(96, 320)])],
+)
+def test_policy_read_frames_makes_the_engine_read_whole_frames(
+    read: str, shapes: list[tuple[int, ...]]
+) -> None:
+    from deid.burnedin import run_pixel_pass
+    from deid.identifiers import Identifiers
+
+    # One candidate, (1, 2, 3, 4): its place is rows 0-14, columns 0-20 (grown by 16 across, 8 down)
+    engine, screen = _Recording(), _Screen()
+    settings = {"read": read}
+    outcome = run_pixel_pass(
+        _us_frame(),
+        Policy(pixels=settings),  # type: ignore[arg-type]
+        Identifiers(()),
+        engine=lambda: engine,
+        prescreen=lambda: screen,
+    )
+    assert outcome is not None and outcome.cleaned
+    assert outcome.report.ocr_calls == 1
+    assert engine.shapes == shapes

@@ -161,6 +161,9 @@ def test_the_lookup_table_gives_what_the_formula_gives_on_every_pixel(
         frame[0, : size // 3] = frame[0, 0]  # many equal values (flat background)
         expected = _reference_grey(frame, slope, intercept)
         assert np.array_equal(to_uint8(frame, layout, ds), expected)
+        # the window given (no histogram: the table runs to the largest stored value)
+        window = grey_window(frame, layout, ds)
+        assert np.array_equal(to_uint8(frame, layout, ds, window=window), expected)
 
 
 def test_a_blanked_frame_is_shown_with_its_original_window() -> None:

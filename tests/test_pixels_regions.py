@@ -19,6 +19,7 @@ from deid.pixels.regions import (
     candidates_near,
     grow,
     merge,
+    overlaps,
     plan_places,
 )
 from tests.test_pixels_support import Spec, build, decode_independently, rewrite
@@ -79,6 +80,14 @@ def test_merge_joins_overlapping_places_transitively() -> None:
     assert merge(places) == [(0, 0, 30, 20), (50, 50, 60, 60)]
     assert merge([(0, 0, 10, 10), (10, 0, 20, 10)]) == [(0, 0, 10, 10), (10, 0, 20, 10)]
     assert merge([]) == []
+
+
+def test_a_candidate_overlaps_a_place_when_they_share_a_pixel() -> None:
+    place = (10, 10, 20, 20)  # right and bottom exclusive
+    assert overlaps((19, 19, 1, 1), place)
+    assert overlaps((0, 0, 11, 11), place)
+    assert not overlaps((20, 10, 5, 5), place)  # starts at the place's right edge
+    assert not overlaps((0, 0, 10, 30), place)  # ends where the place starts
 
 
 def test_plan_places_reads_the_whole_frame_when_places_would_cover_most_of_it() -> None:
@@ -222,12 +231,13 @@ def test_a_loop_is_read_in_crops_and_unchanged_text_is_read_once() -> None:
     ds, before = loop(5)
     engine = InkEngine()
     report = clean_pixels(ds, engine, pad=PAD, prescreen=lambda _: True, candidates=ink_candidates)
-    # frame 0: the name's and the clock's places, then both again blanked (round 2, clean);
-    # frames 1-4: only the clock's place (the name's crop and both blanked crops are the
+    # frame 0: the name's and the clock's places; round 2 reads nothing (both places
+    # changed, but every candidate in them lies inside a blanked box and nothing new
+    # appeared next to the boxes); frames 1-4: only the clock's place (the name's crop is the
     # same pixels as in frame 0); verification: the written frames are the blanked frames
     # read clean (lossless), nothing more to read
-    assert report.ocr_calls == 4 + 4
-    assert len(engine.shapes) == 8
+    assert report.ocr_calls == 2 + 4
+    assert len(engine.shapes) == 6
     assert all(shape[:2] != (ROWS, COLUMNS) for shape in engine.shapes)  # only crops
     out = rewrite(ds)
     assert out.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
@@ -238,6 +248,25 @@ def test_a_loop_is_read_in_crops_and_unchanged_text_is_read_once() -> None:
         expected[padded(CLOCK)] = 0
         assert np.array_equal(after, expected)  # the boxes blanked, every other value kept
     assert report.frames_blanked == (0, 1, 2, 3, 4)
+
+
+def test_round_two_reads_again_where_a_candidate_was_left_unblanked() -> None:
+    ds, _ = loop(1)
+    engine = InkEngine(half=True)  # finds the left half of each block
+    report = clean_pixels(
+        ds, engine, pad=0, prescreen=lambda _: True, candidates=ink_candidates, verify=False
+    )
+    # round 1 blanks the left halves of the name (columns 10-60) and the clock (150-190);
+    # both candidates reach outside the blanked halves: their places are read again, and
+    # round 2 blanks the left half of what is left of each
+    assert [(b.left, b.top, b.width, b.height) for b in report.blanked] == [
+        (10, 10, 25, 10),
+        (150, 10, 20, 10),
+        (35, 10, 12, 10),
+        (170, 10, 10, 10),
+    ]
+    assert report.ocr_calls == 4
+    assert all(shape[:2] != (ROWS, COLUMNS) for shape in engine.shapes)  # only crops
 
 
 def test_crops_blank_exactly_what_whole_frames_blank() -> None:

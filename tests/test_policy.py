@@ -9,7 +9,7 @@ import pytest
 from pydicom.datadict import tag_for_keyword
 
 from deid import ActionCode, Policy, PolicyError, ProfileOption, load_policy, named_policies
-from deid.codes import PixelText
+from deid.codes import PixelRead, PixelText
 from deid.policy import options_of
 
 O = ProfileOption  # noqa: E741 (short: the options are spelled out below)
@@ -128,6 +128,7 @@ text = "identifiers"
 engine = "mysite.ocr:Engine"
 pad = 5
 lossless = true
+read = "frames"
 """
 
 
@@ -166,6 +167,7 @@ def test_full_policy_file(tmp_path: Path) -> None:
             "engine": "mysite.ocr:Engine",
             "pad": 5,
             "lossless": True,
+            "read": "frames",
         },
     }
     assert load_policy(str(path)) == policy
@@ -267,6 +269,9 @@ BAD = {
     "pixels-pad-negative": ("[pixels]\npad = -1\n", "pixels.pad", "0-64"),
     "pixels-pad-bool": ("[pixels]\npad = true\n", "pixels.pad", "0-64"),
     "pixels-lossless-word": ("[pixels]\nlossless = 'yes'\n", "pixels.lossless", "true or false"),
+    "pixels-read-word": ("[pixels]\nread = 'crops'\n", "pixels.read", "one of places, frames"),
+    "pixels-read-bool": ("[pixels]\nread = true\n", "pixels.read", "one of places, frames"),
+    "pixels-read-list": ("[pixels]\nread = ['frames']\n", "pixels.read", "one of places, frames"),
 }
 
 
@@ -397,22 +402,27 @@ def test_pixel_settings_inherit_and_override(tmp_path: Path) -> None:
     write(tmp_path, "parent.toml", "[pixels]\ntext = 'identifiers'\npad = 7\n")
     child = write(tmp_path, "child.toml", "extends = 'parent.toml'\n[pixels]\npad = 1\n")
     settings = load_policy(child).pixels
-    assert (settings.text, settings.engine, settings.pad, settings.lossless) == (
+    assert (settings.text, settings.engine, settings.pad, settings.lossless, settings.read) == (
         PixelText.IDENTIFIERS,
         "rapidocr",
         1,
         False,
+        PixelRead.PLACES,
     )
+    frames = write(tmp_path, "frames.toml", "extends = 'child.toml'\n[pixels]\nread = 'frames'\n")
+    assert load_policy(frames).pixels.read is PixelRead.FRAMES
+    assert load_policy(frames).pixels.pad == 1
 
 
 def test_shipped_policies_blank_all_text_with_rapidocr() -> None:
     for name in ("basic", "upload", "research"):
         settings = load_policy(name).pixels
-        assert (settings.text, settings.engine, settings.pad, settings.lossless) == (
+        assert (settings.text, settings.engine, settings.pad, settings.lossless, settings.read) == (
             PixelText.ALL,
             "rapidocr",
             3,
             False,
+            PixelRead.PLACES,
         )
 
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydicom.uid import UID
 
-from deid.codes import PixelMode, PixelText, RejectReason
+from deid.codes import PixelMode, PixelRead, PixelText, RejectReason
 from deid.errors import MissingDependencyError, PixelError, RejectedError
 from deid.gates import burned_in_risk, has_pixels, image_type
 from deid.identifiers import Category, Identifiers
@@ -280,7 +280,7 @@ def run_pixel_pass(
             return [box for box in boxes if is_identifying(box.text, words)]
 
     screen = prescreen()
-    gate, where = _screen(screen, ocr)
+    gate, where = _screen(screen, ocr, policy.pixels.read)
     try:
         report = clean(
             ds,
@@ -303,10 +303,15 @@ def run_pixel_pass(
     return PixelOutcome(why, cleaned, ocr.name, report)
 
 
-def _screen(screen: Prescreen | None, ocr: OcrEngine) -> tuple[Prescreen | None, Candidates | None]:
+def _screen(
+    screen: Prescreen | None, ocr: OcrEngine, read: PixelRead = PixelRead.PLACES
+) -> tuple[Prescreen | None, Candidates | None]:
     """The pre-screen's gate, and where the engine reads: only the places the pre-screen
-    flags when it can say where (``scan``) and the engine's detection is local
-    (``reads_crops``), from one scan per image; else ``None`` (whole frames)."""
+    flags when the policy reads places (``[pixels] read``), the pre-screen can say where
+    (``scan``) and the engine's detection is local (``reads_crops``), from one scan per
+    image; else ``None`` (whole frames)."""
+    if read is PixelRead.FRAMES:
+        return screen, None
     scan = getattr(screen, "scan", None)
     if screen is None or not callable(scan) or not getattr(ocr, "reads_crops", False):
         return screen, None

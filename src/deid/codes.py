@@ -133,6 +133,18 @@ class PixelText(str, Enum):
     IDENTIFIERS = "identifiers"
 
 
+class PixelRead(str, Enum):
+    """Where the OCR engine reads a flagged frame (policy ``[pixels] read``).
+
+    ``places`` (default): only the places the text pre-screen flags, as crops, for engines
+    whose detection is local (the whole frame otherwise); ``frames``: every flagged frame whole
+    (slower; for sites that prefer recall on faint text the pre-screen might not outline).
+    """
+
+    PLACES = "places"
+    FRAMES = "frames"
+
+
 class RejectReason(str, Enum):
     """Why an object was not released. Values are stable codes for audits and exit paths."""
 

@@ -16,6 +16,7 @@ A policy is a TOML file validated on load::
     engine = "rapidocr"                         # an OCR engine name or "module:attribute"
     pad = 3                                     # pixels added around every text box
     lossless = false                            # re-encode lossy syntaxes losslessly
+    read = "places"                             # places | frames (where the engine reads)
 
     [overrides]                                 # keyword or tag = a simple action code
     "(0008,1030)" = "X"
@@ -40,7 +41,7 @@ from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
-from deid.codes import ActionCode, PixelMode, PixelText, ProfileOption
+from deid.codes import ActionCode, PixelMode, PixelRead, PixelText, ProfileOption
 from deid.errors import PolicyError
 from deid.tags import format_tag, parse_tag
 
@@ -63,7 +64,7 @@ _KEYS = frozenset(
         "allow_recognizable_visual_features",
     }
 )
-_PIXEL_KEYS = frozenset({"text", "engine", "pad", "lossless"})
+_PIXEL_KEYS = frozenset({"text", "engine", "pad", "lossless", "read"})
 DEFAULT_OCR_ENGINE = "rapidocr"
 _UID_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 
@@ -82,12 +83,16 @@ class PixelSettings:
         Pixels added on each side of every detected box before blanking (0-64).
     lossless : bool
         Re-encode lossy JPEG / JPEG 2000 pixel data losslessly instead of at matching quality.
+    read : PixelRead or str
+        ``places``: the engine reads only the places the pre-screen flags (as crops);
+        ``frames``: every flagged frame whole.
     """
 
     text: PixelText = PixelText.ALL
     engine: str = DEFAULT_OCR_ENGINE
     pad: int = 3
     lossless: bool = False
+    read: PixelRead = PixelRead.PLACES
 
     def validated(self, source: str) -> PixelSettings:
         try:
@@ -102,7 +107,13 @@ class PixelSettings:
             raise PolicyError("must be a whole number 0-64", source=source, key="pixels.pad")
         if not isinstance(self.lossless, bool):
             raise PolicyError("must be true or false", source=source, key="pixels.lossless")
-        return replace(self, text=text, engine=self.engine.strip())
+        try:
+            read = PixelRead(self.read)
+        except ValueError:
+            raise PolicyError(
+                "must be one of places, frames", source=source, key="pixels.read"
+            ) from None
+        return replace(self, text=text, engine=self.engine.strip(), read=read)
 
 
 DEFAULT_DATE_SHIFT = (-3650, -1)
@@ -245,6 +256,7 @@ class Policy:
                 "engine": self.pixels.engine,
                 "pad": self.pixels.pad,
                 "lossless": self.pixels.lossless,
+                "read": self.pixels.read.value,
             },
         }
 

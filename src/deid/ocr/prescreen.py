@@ -112,15 +112,17 @@ class TextPrescreen:
         """The bright-stroke image, then (``dark``) the dark-stroke one, made on demand."""
         if image.dtype != np.uint8:
             raise TypeError("the pre-screen takes uint8 images")
+        cv2 = self._cv2  # (OpenCV's per-pixel max, min and not: several times numpy's here)
         if image.ndim == 3 and image.shape[2] == 3:
-            red, green, blue = image[..., 0], image[..., 1], image[..., 2]
-            yield np.ascontiguousarray(np.maximum(np.maximum(red, green), blue))
-            if self.dark:  # (ndarray.max(axis=2) is slow)
-                yield np.ascontiguousarray(255 - np.minimum(np.minimum(red, green), blue))
-        elif image.ndim == 2:
-            yield np.ascontiguousarray(image)
+            red, green, blue = cv2.split(np.ascontiguousarray(image))
+            yield cv2.max(cv2.max(red, green), blue)
             if self.dark:
-                yield np.ascontiguousarray(255 - image)
+                yield cv2.bitwise_not(cv2.min(cv2.min(red, green), blue))
+        elif image.ndim == 2:
+            grey = np.ascontiguousarray(image)
+            yield grey
+            if self.dark:
+                yield cv2.bitwise_not(grey)
         else:
             raise ValueError("the pre-screen takes (rows, columns) or (rows, columns, 3) images")
 
@@ -152,7 +154,8 @@ class TextPrescreen:
         # the background: an opening of the slightly smoothed image (on the raw image the
         # opening follows the noise's minima and every noise peak looks like a stroke)
         background = cv2.morphologyEx(cv2.blur(grey, (3, 3)), cv2.MORPH_OPEN, self._square)
-        mask = (cv2.subtract(grey, background) >= contrast).astype(np.uint8)
+        # 1 where the stroke stands ``contrast`` or more above the background (>= contrast)
+        _, mask = cv2.threshold(cv2.subtract(grey, background), contrast - 1, 1, cv2.THRESH_BINARY)
         count, _, stats, _ = cv2.connectedComponentsWithStats(
             mask, connectivity=8, ltype=label_type(cv2, mask)
         )
@@ -181,39 +184,42 @@ def _link(
     height: npt.NDArray[np.int64],
 ) -> list[tuple[int, int, int, int, int]]:
     """Groups of side-by-side components (sorted by ``left``): ``(left, top, width, height,
-    members)``; a group of one bar-shaped component (three times as tall as wide or more) is
-    none."""
+    members)``, in the order of their first member; a group of one bar-shaped component
+    (three times as tall as wide or more) is none.
+
+    Two components are linked when the second starts within about one character height of
+    the first's right edge (and not more than 2 pixels inside it), their heights are within a
+    factor of two, and their tops or bottoms within a quarter of the taller one's height. All
+    pairs are tested at once; the groups are the linked pairs' connected sets."""
     count = len(left)
-    parent = list(range(count))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     right = left + width
     bottom = top + height
-    for i in range(count):
-        # candidates to the right of i, starting within about one character height
-        tall = height[i]
-        reach = right[i] + int(1.2 * tall) + 2
-        j_end = int(np.searchsorted(left, reach, side="right"))
-        if j_end <= i + 1:
-            continue
-        js = np.arange(i + 1, j_end)
-        both = np.maximum(height[js], tall)
-        similar = (np.minimum(height[js], tall) * 2 >= both) & (left[js] >= right[i] - 2)
-        aligned = (np.abs(top[js] - top[i]) * 4 <= both) | (
-            np.abs(bottom[js] - bottom[i]) * 4 <= both
-        )
-        for j in js[similar & aligned]:
-            a, b = root(i), root(int(j))
-            if a != b:
-                parent[b] = a
+    # every pair (i, j), j > i, whose left edge lies within i's reach
+    reach = right + (1.2 * height).astype(np.int64) + 2
+    ends = np.searchsorted(left, reach, side="right")
+    spans = np.maximum(ends - np.arange(count) - 1, 0)
+    i = np.repeat(np.arange(count), spans)
+    offsets = np.arange(int(spans.sum())) - np.repeat(np.cumsum(spans) - spans, spans)
+    j = i + 1 + offsets
+    both = np.maximum(height[j], height[i])
+    similar = (np.minimum(height[j], height[i]) * 2 >= both) & (left[j] >= right[i] - 2)
+    aligned = (np.abs(top[j] - top[i]) * 4 <= both) | (np.abs(bottom[j] - bottom[i]) * 4 <= both)
+    linked = similar & aligned
+    parent = list(range(count))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for a_index, b_index in zip(i[linked].tolist(), j[linked].tolist(), strict=True):
+        a, b = root(a_index), root(b_index)
+        if a != b:
+            parent[max(a, b)] = min(a, b)  # the root is a group's first member
     groups: dict[int, list[int]] = {}
-    for i in range(count):
-        groups.setdefault(root(i), []).append(i)
+    for k in range(count):
+        groups.setdefault(root(k), []).append(k)
     found: list[tuple[int, int, int, int, int]] = []
     for members in groups.values():
         if len(members) == 1 and width[members[0]] * 3 <= height[members[0]]:

@@ -41,6 +41,7 @@ from deid.pixels.regions import (
     CropReader,
     Place,
     candidates_near,
+    overlaps,
     plan_places,
 )
 
@@ -210,11 +211,15 @@ class _Reads:
     def read(
         self, image: npt.NDArray[np.uint8], blanked: Sequence[TextBox] | None = None
     ) -> list[TextBox]:
-        """The boxes ``select`` keeps in ``image``. ``blanked``: the areas just blanked in
-        the frame read last. Reading crops, the places read before are read again (only
-        those whose pixels blanking changed cost a read), and so are the candidates next to
-        the blanked areas that the frame did not have before blanking (what blanking left
-        or changed: a stroke next to a blanked box, the rest of a cut line)."""
+        """The boxes ``select`` keeps in ``image``. ``blanked``: the areas blanked so far in
+        the frame read last. Reading crops, the places read before whose pixels blanking did
+        not change are read again (the reads are reused: no engine run); where it changed
+        them, what the pre-screen still outlines is read: the frame's candidates not inside a
+        blanked area (a line the detector cut, a word it missed next to one it found), grown
+        and planned anew, and the candidates next to the blanked areas that the frame did not
+        have before blanking (what blanking left or changed: a stroke next to a blanked box,
+        the rest of a cut line). A changed place whose every candidate was blanked is not
+        read again."""
         if self.crops is None or self.candidates is None:
             self._calls += 1
             return _detect(self.engine, image, self.select)
@@ -225,12 +230,20 @@ class _Reads:
             found = self.crops.read(image, plan_places(found_at, rows, columns))
             self.places = list(self.crops.last_places)
         else:
-            # the places read before (those blanking changed are read again; the others are
-            # the same pixels: the reads are reused), and what blanking left or changed
-            # next to the blanked areas
+            # the places blanking did not change (the same pixels: the reads are reused);
+            # in those it changed, the candidates it left unblanked; and what blanking left
+            # or changed next to the blanked areas
             near = candidates_near(self.candidates, image, blanked)
-            fresh = plan_places([c for c in near if c not in self._before], rows, columns)
-            found = self.crops.read(image, [*self.places, *fresh])
+            kept = [p for p in self.places if self.crops.known(image, p)]
+            changed = [p for p in self.places if p not in kept]
+            left = [
+                c
+                for c in sorted(self._before)
+                if not _inside(TextBox(*c), blanked, VERIFY_TOLERANCE)
+                and any(overlaps(c, p) for p in changed)
+            ]
+            fresh = plan_places([*left, *(c for c in near if c not in self._before)], rows, columns)
+            found = self.crops.read(image, [*kept, *fresh])
             self.places = list(dict.fromkeys(self.crops.last_places))
         return list(self.select(found)) if self.select is not None else found
 
@@ -302,7 +315,8 @@ class FrameScan:
         cleared = cleared or hidden
         if cleared:
             self.high_bits.append(index)
-        key = _digest(frame)
+        # identical frames are read once: a single frame has none to match (no digest)
+        key = _digest(frame) if layout.number_of_frames > 1 else b""
         boxes = self.found.get(key)
         if boxes is None:
             window = self.windows[key] = grey_window(frame, layout, ds)
@@ -383,9 +397,11 @@ def clean_pixels(
     every round and in verification; a crop whose pixels are identical to one already read
     in this object (the unchanged text of a loop's frames, a blanked frame read back) reuses
     that read. Pixels of a frame outside its candidates' places are not read by the engine.
-    A later round reads the places read before (where blanking changed nothing, the reads are
-    reused) and the candidates next to the blanked boxes that blanking left or changed;
-    verification reads the written frame at the places its frame was read. The 8-bit image of
+    A later round reads the places read before where blanking changed nothing (the reads are
+    reused), and, where it changed something, only around the candidates it left outside the
+    blanked boxes and the candidates next to the blanked boxes that blanking left or changed (a
+    place whose every candidate was blanked is not read again); verification reads the written
+    frame at the places of the frame's last round. The 8-bit image of
     a blanked frame (later rounds, verification) uses the grey window of its original.
     ``ocr_calls`` counts every engine run, one per crop. Overlay planes are always read whole.
     """

@@ -99,7 +99,10 @@ class _Levels:
         self.values = values
 
     @classmethod
-    def of(cls, frame: npt.NDArray[Any], ds: Dataset | None) -> _Levels | None:
+    def of(cls, frame: npt.NDArray[Any], ds: Dataset | None, count: bool = True) -> _Levels | None:
+        """The levels of ``frame``; without ``count`` (the window is known: only the image is
+        wanted) ``counts`` is empty and the table runs to the largest index (one pass over
+        the pixels for their maximum instead of a histogram)."""
         import numpy as np
 
         kind, size = frame.dtype.kind, frame.dtype.itemsize
@@ -111,8 +114,13 @@ class _Levels:
             unsigned = np.dtype(f"u{size}")
             first = -(1 << (8 * size - 1))
             flat = flat.view(unsigned) ^ unsigned.type(1 << (8 * size - 1))
-        counts = np.bincount(flat)
-        values = _rescale(np.arange(first, first + counts.size, dtype=np.float64), ds)
+        if count:
+            counts = np.bincount(flat)
+            size = counts.size
+        else:
+            counts = np.zeros(0, np.int64)
+            size = int(flat.max()) + 1 if flat.size else 1
+        values = _rescale(np.arange(first, first + size, dtype=np.float64), ds)
         return cls(flat.reshape(frame.shape), counts, values)
 
     def window(self, ds: Dataset | None) -> tuple[float, float]:
@@ -179,7 +187,7 @@ def _grey(
 
     if layout.bits_allocated == 1:
         image = (frame != 0).astype(np.uint8) * np.uint8(255)
-    elif (levels := _Levels.of(frame, ds)) is not None:
+    elif (levels := _Levels.of(frame, ds, count=_counted(window, ds))) is not None:
         low, high = levels.window(ds) if window is None else window
         image = np.zeros(frame.shape, np.uint8) if high <= low else levels.image(low, high)
     else:
@@ -193,6 +201,12 @@ def _grey(
     if layout.photometric_interpretation == "MONOCHROME1":
         image = np.uint8(255) - image
     return image
+
+
+def _counted(window: tuple[float, float] | None, ds: Dataset | None) -> bool:
+    """Whether the frame's histogram is needed: for its window, when neither the caller nor
+    the header gives one."""
+    return window is None and _header_window(ds) is None
 
 
 def _scale_colour(frame: npt.NDArray[Any], bits: int) -> Any:

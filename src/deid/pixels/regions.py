@@ -103,6 +103,12 @@ def _overlap(a: Place, b: Place) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+def overlaps(candidate: Candidate, place: Place) -> bool:
+    """Whether ``candidate`` and ``place`` share a pixel."""
+    left, top, width, height = candidate
+    return _overlap((left, top, left + width, top + height), place)
+
+
 def _union(a: Place, b: Place) -> Place:
     return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
@@ -211,6 +217,12 @@ class CropReader:
         for place in places:
             found += self._read_place(image, self._fitted(place, rows, columns))
         return found
+
+    def known(self, image: npt.NDArray[np.uint8], place: Place) -> bool:
+        """Whether ``place`` of ``image`` (as fitted) holds pixels already read."""
+        rows, columns = int(image.shape[0]), int(image.shape[1])
+        left, top, right, bottom = self._fitted(place, rows, columns)
+        return _digest(image[top:bottom, left:right]) in self._read
 
     def _read_place(self, image: npt.NDArray[np.uint8], place: Place) -> list[TextBox]:
         rows, columns = int(image.shape[0]), int(image.shape[1])
