@@ -268,3 +268,29 @@ def test_pydicom_log_lines_made_inside_a_deid_call_are_dropped(name: str) -> Non
         parent.removeHandler(records)
         logger.setLevel(level)
     assert records.messages == ["outside before", "other thread", "outside after"]
+
+
+def test_pydicom_warn_and_log_inside_a_deid_call_says_nothing() -> None:
+    """pydicom quotes a Specific Character Set value it cannot use, in a warning and a log
+    line ("Unknown encoding '...'"), and a wrong length can fill that value with the next
+    elements' values: inside a deid call neither is made; outside, both are."""
+    from pydicom import charset
+
+    from deid.quiet import unquoted
+
+    records = _Records()
+    parent = logging.getLogger("pydicom")
+    parent.addHandler(records)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with unquoted():
+                charset.convert_encodings(["DOE^JOHN 19610415"])
+            assert caught == []
+            assert records.messages == []
+            charset.convert_encodings(["DOE^JOHN 19610415"])
+        assert len(caught) == 1
+        assert "DOE^JOHN" in str(caught[0].message)
+        assert len(records.messages) == 1
+    finally:
+        parent.removeHandler(records)

@@ -16,7 +16,10 @@ is ever set or restored around a call, so concurrent calls cannot undo each othe
 pydicom's own log lines made in such a thread are dropped too (a filter on the ``pydicom``
 loggers): besides values, they quote file offsets and raw tag bytes of the object ("Unknown
 tag bytes ... at position 0x..."), and an offset's digits can spell an ID (a fuzz finding on
-the stream path). Log lines of other threads, and deid's own, pass.
+the stream path). Log lines of other threads, and deid's own, pass. The same holds for
+pydicom's ``warn_and_log`` (a log line and a warning, e.g. "Unknown encoding '...'" quoting a
+Specific Character Set value, which a wrong length can fill with the next elements' values):
+the modules of pydicom that use it get a wrapper that does nothing inside a deid call.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
@@ -81,18 +85,42 @@ def _filter_pydicom_logs() -> None:
             logger.addFilter(_OUTSIDE_ONLY)
 
 
-# How many loggers existed when the filter was last put on (a new pydicom.* one needs it).
-_loggers_seen = [-1]
+def _outside_only(func: Callable[..., None]) -> Callable[..., None]:
+    """``func`` (pydicom's ``warn_and_log``) outside deid calls; nothing inside them."""
+
+    @functools.wraps(func)
+    def call(msg: str, category: type[Warning] | None = None, stacklevel: int = 1) -> None:
+        if not getattr(_inside, "depth", 0):
+            func(msg, category, stacklevel + 1)
+
+    call.__deid_quiet__ = True  # type: ignore[attr-defined]
+    return call
+
+
+def _wrap_warn_and_log() -> None:
+    """Give every pydicom module that holds ``warn_and_log`` the wrapper (once each)."""
+    for name, module in list(sys.modules.items()):
+        if name != "pydicom" and not name.startswith("pydicom."):
+            continue
+        func = getattr(module, "warn_and_log", None)
+        if callable(func) and not getattr(func, "__deid_quiet__", False):
+            module.warn_and_log = _outside_only(func)  # type: ignore[attr-defined]
+
+
+# How many loggers and modules existed when the filter and the wrappers were last put on (a
+# new pydicom.* logger or module needs them).
+_seen = [-1, -1]
 
 
 def _install() -> None:
     settings = config.settings
-    loggers = len(logging.Logger.manager.loggerDict)
-    if isinstance(settings, _Settings) and loggers == _loggers_seen[0]:
+    loggers, modules = len(logging.Logger.manager.loggerDict), len(sys.modules)
+    if isinstance(settings, _Settings) and [loggers, modules] == _seen:
         return
     with _lock:
         _filter_pydicom_logs()
-        _loggers_seen[0] = loggers
+        _wrap_warn_and_log()
+        _seen[:] = [loggers, modules]
         if type(config.settings) is config.Settings:
             config.settings.__class__ = _Settings
 
