@@ -351,6 +351,18 @@ class FrameScan:
         """The frames with blanked boxes (those verification reads again)."""
         return {i: a for i, a in self.areas.items() if a}
 
+    def report(self, **rest: Any) -> PixelReport:
+        """The pass's report: what the scan found and did, and ``rest`` (overlays, icons,
+        encoding, verification)."""
+        return PixelReport(
+            frames=self.layout.number_of_frames,
+            blanked=tuple(self.blanked),
+            ocr_calls=self.calls,
+            frames_skipped=self.skipped,
+            high_bits_cleared=tuple(self.high_bits),
+            **rest,
+        )
+
     def how(self) -> tuple[dict[int, Window], dict[int, list[Place]]]:
         """Per frame, the grey window and the places it was read with."""
         return self.frame_windows, self.frame_places
@@ -455,12 +467,7 @@ def clean_pixels(
         first = next(iter_frames(ds, new_layout))
         rebuild_icon(ds, to_uint8(first, new_layout, ds))
         icon_rebuilt = True
-    return PixelReport(
-        frames=layout.number_of_frames,
-        blanked=tuple(scan.blanked),
-        ocr_calls=scan.calls,
-        frames_skipped=scan.skipped,
-        high_bits_cleared=tuple(scan.high_bits),
+    return scan.report(
         overlays_blanked=overlay_done,
         overlays_removed=removed,
         icons_removed=icons_removed,

@@ -204,12 +204,7 @@ class StreamedClean:
         if boxed:
             assert read is not None
             verify_frames(ds, scan.reads, boxed, scan.how(), scan.read_clean, read=read)
-        return PixelReport(
-            frames=layout.number_of_frames,
-            blanked=tuple(scan.blanked),
-            ocr_calls=scan.calls,
-            frames_skipped=scan.skipped,
-            high_bits_cleared=tuple(scan.high_bits),
+        return scan.report(
             overlays_blanked=overlay_done,
             icons_removed=icons_removed,
             encode=result,
