@@ -44,6 +44,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import random
+import re
 import resource
 import struct
 import sys
@@ -650,9 +651,21 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
+_DOTTED = re.compile(r"[0-9]+(?:\.[0-9]+)+")
+
+
+def _without_standard_uids(text: str) -> str:
+    """``text`` less the UIDs of the standard (a SOP Class in an audit record): they are
+    constants, and a mangled case can make an "identifier" of a piece of one (``0.1000``)."""
+    from pydicom.uid import UID_dictionary
+
+    return _DOTTED.sub(lambda m: "" if m.group(0) in UID_dictionary else m.group(0), text)
+
+
 def _quoted(texts: Sequence[str], identifiers: Sequence[str]) -> str | None:
-    """The first identifier that appears in one of ``texts`` (case-insensitive)."""
-    lowered = [t.lower() for t in texts]
+    """The first identifier that appears in one of ``texts`` (case-insensitive), the
+    standard's own UIDs left out."""
+    lowered = [_without_standard_uids(t).lower() for t in texts]
     for value in identifiers:
         needle = value.lower()
         if any(needle in t for t in lowered):

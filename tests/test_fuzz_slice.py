@@ -67,3 +67,11 @@ def test_a_slice_through_the_stream_path_ends_without_findings(
     assert set(report.outcomes) <= {"deidentified", "rejected"}
     assert report.outcomes["deidentified"] > 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_standard_uids_are_no_quoted_identifiers(fuzz: ModuleType) -> None:
+    """A piece of a SOP Class UID in an audit record is a constant, not a quoted value; a
+    piece of any other UID still counts."""
+    audit = '{"sop_class_uid":"1.2.840.10008.5.1.4.1.1.1","study":"1.2.3.40.1000.5"}'
+    assert fuzz._quoted([audit.replace("1.2.3.40.1000.5", "2.25.7")], ["0.1000"]) is None
+    assert fuzz._quoted([audit], ["0.1000"]) == "0.1000"
