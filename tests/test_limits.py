@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 import pytest
 
@@ -143,3 +145,75 @@ def test_a_rejected_stream_writes_nothing() -> None:
     with pytest.raises(RejectedError):
         engine().deidentify_stream(io.BytesIO(b"not a DICOM object at all" * 10), out)
     assert out.getvalue() == b""
+
+
+def test_limits_per_call_bind_that_call_only() -> None:
+    """One shared Deidentifier; each call may bring its own limits (bytes, file, stream)."""
+    ds = make_dataset(pixels=True, **CT_IMAGE)
+    ds.NumberOfFrames = 2
+    data = to_bytes(ds)
+    shared = engine()
+    tight = Limits(max_frames=1)
+    message = "SIZE_LIMIT: 2 frames (limit 1)"
+    with pytest.raises(RejectedError) as info:
+        shared.deidentify_bytes(data, limits=tight)
+    assert str(info.value) == message
+    with pytest.raises(RejectedError) as info:
+        shared.deidentify_stream(io.BytesIO(data), io.BytesIO(), limits=tight)
+    assert str(info.value) == message
+    with pytest.raises(RejectedError) as info:
+        shared.deidentify(make_dataset(pixels=True, NumberOfFrames=2, **CT_IMAGE), limits=tight)
+    assert str(info.value) == message
+    assert shared.limits == Limits()
+    assert shared.deidentify_bytes(data).data  # the next call: the Deidentifier's limits
+    with pytest.raises(TypeError):
+        shared.deidentify_bytes(data, limits={"max_frames": 1})  # type: ignore[arg-type]
+
+
+def test_a_file_over_max_bytes_is_refused_from_its_size_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = to_bytes(make_dataset(pixels=True, **CT_IMAGE))
+    src = tmp_path / "in.dcm"
+    src.write_bytes(data)
+    monkeypatch.setattr(Path, "read_bytes", _never_read)
+    with pytest.raises(RejectedError) as info:
+        engine().deidentify_file(src, tmp_path / "out.dcm", limits=Limits(max_bytes=1000))
+    assert str(info.value) == f"SIZE_LIMIT: {len(data)} bytes (limit 1000)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.dcm"]
+
+
+def test_an_archive_file_over_max_bytes_is_rejected_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deid import runner
+    from deid.storage import Location
+
+    src = tmp_path / "in"
+    src.mkdir()
+    data = to_bytes(make_dataset(pixels=True, **CT_IMAGE))
+    (src / "big.dcm").write_bytes(data)
+    original = Location.read
+
+    def read(self: Location, location: str) -> bytes:
+        if location.endswith("big.dcm"):
+            _never_read()
+        return original(self, location)
+
+    monkeypatch.setattr(Location, "read", read)
+    summary = runner.run(engine(limits=Limits(max_bytes=1000)), src, tmp_path / "out")
+    assert summary.line() == "1 input(s): 0 de-identified, 1 rejected, 0 failed, 0 skipped"
+    (record,) = [
+        json.loads(line)
+        for line in (tmp_path / "out" / runner.QUARANTINE_NAME).read_text().splitlines()
+    ]
+    assert record == {
+        "input": "big.dcm",
+        "outcome": "rejected",
+        "reason": "SIZE_LIMIT",
+        "detail": f"{len(data)} bytes (limit 1000)",
+    }
+
+
+def _never_read(*args: object) -> bytes:
+    raise AssertionError("read before the size was checked")

@@ -147,17 +147,24 @@ class Deidentifier:
         gates.check_structure(ds)
         return _guard("plan", lambda: build_plan(ds, self.policy))
 
-    def deidentify(self, ds: Dataset) -> DeidResult:
-        """De-identify a copy of ``ds``; ``ds`` itself is left as it was."""
-        return self._run(_clone(ds))
+    def deidentify(self, ds: Dataset, *, limits: Limits | None = None) -> DeidResult:
+        """De-identify a copy of ``ds``; ``ds`` itself is left as it was.
 
-    def deidentify_bytes(self, data: bytes) -> DeidResult:
+        ``limits`` (every ``deidentify*`` method): this call's :class:`~deid.limits.Limits`
+        in place of the Deidentifier's (one shared instance can hold each caller to its own).
+        """
+        return self._run(_clone(ds), limits=self._limits(limits))
+
+    def deidentify_bytes(self, data: bytes, *, limits: Limits | None = None) -> DeidResult:
         """De-identify an encoded DICOM object (Part 10 file, or a bare data set)."""
+        bound = self._limits(limits)
         if isinstance(data, bytes | bytearray | memoryview):
-            self.limits.check_size(len(data))
-        return self._run(read_dataset(data))
+            bound.check_size(len(data))
+        return self._run(read_dataset(data), limits=bound)
 
-    def deidentify_stream(self, src: BinaryIO, dst: BinaryIO) -> DeidResult:
+    def deidentify_stream(
+        self, src: BinaryIO, dst: BinaryIO, *, limits: Limits | None = None
+    ) -> DeidResult:
         """Read one object from ``src``, de-identify it and write the result to ``dst``, the
         pixel data a chunk or a frame at a time (:mod:`deid.stream`): peak memory stays near
         the header plus one frame, and the bytes written are those of :meth:`deidentify_bytes`.
@@ -177,36 +184,54 @@ class Deidentifier:
         """
         from deid.stream import deidentify_stream
 
-        return deidentify_stream(self, src, dst)
+        return deidentify_stream(self, src, dst, self._limits(limits))
 
     def deidentify_file(
-        self, src: str | os.PathLike[str], dst: str | os.PathLike[str]
+        self,
+        src: str | os.PathLike[str],
+        dst: str | os.PathLike[str],
+        *,
+        limits: Limits | None = None,
     ) -> DeidResult:
-        """Read ``src``, write the result to ``dst`` atomically; nothing is written on rejection."""
+        """Read ``src``, write the result to ``dst`` atomically; nothing is written on rejection.
+        A file over ``limits.max_bytes`` is refused from its size, before it is read."""
+        bound = self._limits(limits)
         try:
+            bound.check_size(os.stat(src).st_size)
             data = Path(src).read_bytes()
         except OSError as exc:
             raise RejectedError(
                 RejectReason.NOT_DICOM, f"cannot read input ({type(exc).__name__})"
             ) from None
-        result = self.deidentify_bytes(data)
+        result = self.deidentify_bytes(data, limits=bound)
         write_atomic(Path(dst), result.data)
         return result
 
     # -- the pipeline -----------------------------------------------------------------
 
+    def _limits(self, limits: Limits | None) -> Limits:
+        if limits is None:
+            return self.limits
+        if not isinstance(limits, Limits):
+            raise TypeError("limits must be a deid.Limits")
+        return limits
+
     @unquoted_call
-    def _run(self, ds: Dataset, pixel_stage: PixelStage | None = None) -> DeidResult:
-        """The pipeline; ``pixel_stage`` replaces the pixel pass (:mod:`deid.stream`)."""
+    def _run(
+        self, ds: Dataset, pixel_stage: PixelStage | None = None, limits: Limits | None = None
+    ) -> DeidResult:
+        """The pipeline; ``pixel_stage`` replaces the pixel pass (:mod:`deid.stream`);
+        ``limits``: the call's (default: the Deidentifier's)."""
+        bound = limits if limits is not None else self.limits
         stage = "gate"
         try:
             gates.check(ds, self.policy)
-            self.limits.check_header(ds)
+            bound.check_header(ds)
             stage = "collect"
             identifiers = collect(ds)
             stage = "plan"
             plan = build_plan(ds, self.policy, self._plan_cache)
-            self.limits.check_depth(plan)
+            bound.check_depth(plan)
             stage = "apply"
             context = self._context(ds, identifiers)
             apply_plan(ds, plan, context)

@@ -243,7 +243,10 @@ def process_one(
     if item.skip_reason:  # a DICOMDIR met in a folder
         return ended(Outcome.SKIPPED, RejectReason.UNSUPPORTED_SOP_CLASS, item.skip_reason)
     try:
+        engine.limits.check_size(src.size(item.path))  # before a byte is read
         data = src.read(item.path)
+    except RejectedError as exc:
+        return ended(Outcome.REJECTED, exc.reason, exc.detail)
     except OSError as exc:
         return ended(Outcome.FAILED, RejectReason.NOT_DICOM, f"cannot read input ({_name(exc)})")
     try:

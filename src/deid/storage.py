@@ -119,6 +119,12 @@ class Location:
 
     # -- reading and writing ---------------------------------------------------------------------
 
+    def size(self, location: str) -> int:
+        """The size in bytes of a file named by :meth:`locate` or :meth:`walk`."""
+        if self.remote:
+            return int(self._fs.size(location))
+        return os.stat(location).st_size
+
     def read(self, location: str) -> bytes:
         """The bytes of a file named by :meth:`locate` or :meth:`walk`."""
         if self.remote:

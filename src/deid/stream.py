@@ -51,7 +51,6 @@ from deid.quiet import unquoted_call
 from deid.streaminput import (
     STAND_IN,
     UNDEFINED,
-    Input,
     Located,
     Parts,
     PixelValue,
@@ -67,6 +66,7 @@ if TYPE_CHECKING:
     from deid.burnedin import PixelOutcome
     from deid.engine import Deidentifier, DeidResult
     from deid.identifiers import Identifiers
+    from deid.limits import Limits
 
 #: The bytes path leaves the pixel value out of its byte search when at most this many bytes
 #: follow it (:func:`deid.verify.find_residual`).
@@ -75,20 +75,22 @@ _PIXEL_DATA = 0x7FE00010
 
 
 @unquoted_call
-def deidentify_stream(engine: Deidentifier, src: BinaryIO, dst: BinaryIO) -> DeidResult:
-    """See :meth:`deid.Deidentifier.deidentify_stream`."""
+def deidentify_stream(
+    engine: Deidentifier, src: BinaryIO, dst: BinaryIO, limits: Limits
+) -> DeidResult:
+    """See :meth:`deid.Deidentifier.deidentify_stream` (``limits``: the call's)."""
     from deid.engine import _rejection
 
     base = tell(src)
-    parts = Parts(src, base, Input(src, engine.limits.max_bytes))
+    parts = Parts(src, base, limits)
     try:
         try:
             located = locate(engine, parts)
             if located is None:
-                return _whole(engine, parts.reader.read_rest(), dst)
+                return _whole(engine, parts.reader.read_rest(), dst, limits)
             return _streamed(engine, located, dst, parts)
         except NotStreamableError:
-            return _whole(engine, parts.original(), dst)
+            return _whole(engine, parts.original(), dst, limits)
     except DeidError:
         raise
     except Exception as exc:  # pydicom on a malformed header value, say: as the bytes path
@@ -104,9 +106,9 @@ def deidentify_stream(engine: Deidentifier, src: BinaryIO, dst: BinaryIO) -> Dei
             parts.spool.close()
 
 
-def _whole(engine: Deidentifier, data: bytes, dst: BinaryIO) -> DeidResult:
+def _whole(engine: Deidentifier, data: bytes, dst: BinaryIO, limits: Limits) -> DeidResult:
     """The whole-object path: the bytes path, its output written to ``dst``."""
-    result = engine.deidentify_bytes(data)
+    result = engine.deidentify_bytes(data, limits=limits)
     _write(dst, [result.data])
     return _streamed_result(result)
 
@@ -163,7 +165,7 @@ def _streamed(engine: Deidentifier, located: Located, dst: BinaryIO, parts: Part
     if value.encapsulated and isinstance(held, RawDataElement):
         ds[_PIXEL_DATA] = held._replace(length=UNDEFINED)
     stage = _PixelStage(engine, value, parts)
-    result = engine._run(ds, pixel_stage=stage)
+    result = engine._run(ds, pixel_stage=stage, limits=parts.limits)
     out = result.data
     at = out.rfind(STAND_IN)
     if at < 0:

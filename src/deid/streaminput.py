@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
     from deid.engine import Deidentifier
+    from deid.limits import Limits
     from deid.pixels.streamed import StreamedClean
 
 #: Bytes copied at a time (pixel data).
@@ -264,10 +265,11 @@ class Located:
 class Parts:
     """What one call has read, for the whole-object path should it be needed."""
 
-    def __init__(self, src: BinaryIO, base: int | None, reader: Input) -> None:
+    def __init__(self, src: BinaryIO, base: int | None, limits: Limits) -> None:
         self.src = src
         self.base = base
-        self.reader = reader
+        self.limits = limits
+        self.reader = Input(src, limits.max_bytes)
         self.head = b""
         self.element = b""
         self.tail: _Tail | None = None
@@ -340,9 +342,9 @@ def locate(engine: Deidentifier, parts: Parts) -> Located | None:
         raise WholeObjectError()
     if (implicit and encapsulated) or (not encapsulated and length % 2):
         raise WholeObjectError()
-    engine.limits.check_header(header)  # before a byte of pixel data is read
+    parts.limits.check_header(header)  # before a byte of pixel data is read
     if not encapsulated:
-        engine.limits.check_size(at + size + length)
+        parts.limits.check_size(at + size + length)
     parts.head = bytes(reader.buffer[:at])
     parts.element = bytes(reader.buffer[at : at + size])
     if parts.base is not None:
