@@ -17,7 +17,7 @@ EASYOCR_DIR := $(DEID_HEAVY_CACHE)/easyocr-1.7.2-torch-2.14.1-models-1.0.0-$(EAS
 EASYOCR_STAMP := $(EASYOCR_DIR)/.complete
 EASYOCR_LINK := $(VENV)/.linked-easyocr
 
-.PHONY: demo test lint typecheck pytest bench bench-pixels easyocr load fuzz clean
+.PHONY: demo test lint typecheck pytest bench bench-pixels easyocr load fuzz fuzz-stream clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,9 @@ load: $(STAMP_DEV)
 
 fuzz: $(STAMP_DEV)
 	$(BIN)/python benchmarks/fuzz.py --cases 100000 --workers 2 --seed 20260601 --json fuzz.json
+
+fuzz-stream: $(STAMP_DEV)
+	$(BIN)/python benchmarks/fuzz.py --cases 60000 --workers 2 --seed 20261128 --api stream-oneway --json fuzz-stream.json
 
 bench-pixels: $(STAMP_DEV) $(EASYOCR_LINK)
 	$(BIN)/python benchmarks/bench_pixels.py
