@@ -28,6 +28,7 @@ from deid.errors import (
     ResidualPhiError,
 )
 from deid.keys import Pseudonymizer, write_key_file
+from deid.limits import Limits
 from deid.plan import Decision, Plan, Rule, build_plan
 from deid.policy import Policy, load_policy, named_policies
 
@@ -41,6 +42,7 @@ __all__ = [
     "DeidError",
     "DeidResult",
     "Deidentifier",
+    "Limits",
     "MissingDependencyError",
     "Outcome",
     "PixelError",
