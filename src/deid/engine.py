@@ -273,12 +273,8 @@ class Deidentifier:
             )
         except DeidError:
             raise
-        except Exception as exc:
-            raise _rejection(stage, exc) from None
         except BaseException as exc:  # a Rust extension's panic is not an Exception
-            if not is_panic(exc):
-                raise
-            raise _rejection(stage, exc) from None
+            raise rejection(stage, exc) from None
         return DeidResult(ds, data, plan, audit)
 
     def _pixel_pass(self, ds: Dataset, identifiers: Identifiers) -> PixelOutcome | None:
@@ -349,11 +345,15 @@ def _guard(stage: str, func: Callable[[], _T]) -> _T:
     except DeidError:
         raise
     except Exception as exc:
-        raise _rejection(stage, exc) from None
+        raise rejection(stage, exc) from None
 
 
-def _rejection(stage: str, exc: BaseException) -> RejectedError:
-    """Any other error: the object is not released, and the message names no value."""
+def rejection(stage: str, exc: BaseException) -> RejectedError:
+    """What an unexpected error in ``stage`` becomes: a rejection whose message names no value
+    (the object is not released). ``exc`` itself is raised again when it is neither an
+    ``Exception`` nor a Rust extension's panic (``KeyboardInterrupt``, ``SystemExit``)."""
+    if not isinstance(exc, Exception) and not is_panic(exc):
+        raise exc
     logger.debug("stage %s failed: %s", stage, type(exc).__name__)
     return RejectedError(RejectReason.INVALID_DATASET, f"{stage} failed ({type(exc).__name__})")
 

@@ -45,7 +45,7 @@ from pydicom.dataelem import RawDataElement
 
 from deid.burnedin import needs_prescreen, pixel_pass_reason, run_pixel_pass
 from deid.codes import RejectReason
-from deid.errors import DeidError, RejectedError, is_panic
+from deid.errors import DeidError, RejectedError
 from deid.pixels.streamed import NotStreamableError, StreamedClean, pieces_chunks
 from deid.quiet import unquoted_call
 from deid.streaminput import (
@@ -79,7 +79,7 @@ def deidentify_stream(
     engine: Deidentifier, src: BinaryIO, dst: BinaryIO, limits: Limits
 ) -> DeidResult:
     """See :meth:`deid.Deidentifier.deidentify_stream` (``limits``: the call's)."""
-    from deid.engine import _rejection
+    from deid.engine import rejection
 
     base = tell(src)
     parts = Parts(src, base, limits)
@@ -93,12 +93,8 @@ def deidentify_stream(
             return _whole(engine, parts.original(), dst, limits)
     except DeidError:
         raise
-    except Exception as exc:  # pydicom on a malformed header value, say: as the bytes path
-        raise _rejection("stream", exc) from None
-    except BaseException as exc:  # a Rust extension's panic is not an Exception
-        if not is_panic(exc):
-            raise
-        raise _rejection("stream", exc) from None
+    except BaseException as exc:  # pydicom on a malformed header value, say: as the bytes path
+        raise rejection("stream", exc) from None
     finally:
         for cleaner in parts.cleaners:
             cleaner.close()

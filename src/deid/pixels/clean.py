@@ -54,6 +54,9 @@ Select = Callable[[list[TextBox]], Iterable[TextBox]]
 Window = tuple[float, float] | None
 Prescreen = Callable[["npt.NDArray[np.uint8]"], bool]
 
+#: How many times a frame with text is read by default (see :func:`clean_pixels`).
+ROUNDS = 2
+
 #: A box found again after blanking is accepted when it lies within this many pixels of a
 #: blanked area (OCR boxes wobble by a pixel or two on the blanked image).
 VERIFY_TOLERANCE = 2
@@ -363,9 +366,11 @@ class FrameScan:
             **rest,
         )
 
-    def how(self) -> tuple[dict[int, Window], dict[int, list[Place]]]:
-        """Per frame, the grey window and the places it was read with."""
-        return self.frame_windows, self.frame_places
+    def verify(self, read: Callable[[int], npt.NDArray[Any]] | None = None) -> None:
+        """:func:`verify_frames` on the frames this scan blanked (``read``: the frames as
+        written; default from the data set's Pixel Data)."""
+        how = (self.frame_windows, self.frame_places)
+        verify_frames(self.ds, self.reads, self.boxed(), how, self.read_clean, read=read)
 
 
 def clean_pixels(
@@ -379,7 +384,7 @@ def clean_pixels(
     lossless: bool = False,
     overlays: Literal["clean", "remove"] = "clean",
     icons: Literal["remove", "rebuild"] = "remove",
-    rounds: int = 2,
+    rounds: int = ROUNDS,
     candidates: Candidates | None = None,
 ) -> PixelReport:
     """Find text with ``engine`` in every frame and overlay plane of ``ds`` and blank it.
@@ -460,7 +465,7 @@ def clean_pixels(
         verify=True,
     )
     if verify:
-        verify_frames(ds, scan.reads, scan.boxed(), scan.how(), scan.read_clean)
+        scan.verify()
     icon_rebuilt = False
     if icons == "rebuild" and had_icon:
         new_layout = read_layout(ds)

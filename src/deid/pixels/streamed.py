@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from deid.errors import DeidError, PixelError
-from deid.pixels.clean import FrameScan, PixelReport, blanked, clean_overlays, verify_frames
+from deid.pixels.clean import ROUNDS, FrameScan, PixelReport, blanked, clean_overlays
 from deid.pixels.encode import (
     EncodeResult,
     FrameCoder,
@@ -180,7 +180,7 @@ class StreamedClean:
             select=select,
             pad=pad,
             prescreen=prescreen,
-            rounds=2,
+            rounds=ROUNDS,
             lossless=lossless,
             candidates=candidates,
         )
@@ -200,10 +200,9 @@ class StreamedClean:
                 result, read = self._write_encapsulated(ds, frames, scan, lossless)
             else:
                 result, read = self._write_native(frames, scan)
-        boxed = scan.boxed()
-        if boxed:
+        if scan.boxed():
             assert read is not None
-            verify_frames(ds, scan.reads, boxed, scan.how(), scan.read_clean, read=read)
+            scan.verify(read)
         return scan.report(
             overlays_blanked=overlay_done,
             icons_removed=icons_removed,
