@@ -13,7 +13,6 @@ import secrets
 import struct
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
@@ -62,14 +61,29 @@ _T = TypeVar("_T")
 PixelStage = Callable[[Dataset, Identifiers], PixelOutcome | None]
 
 
-@dataclass(frozen=True)
 class DeidResult:
-    """A de-identified object: the data set, its encoded bytes, the plan and the audit record."""
+    """A de-identified object: the data set, its encoded bytes, the plan and the audit record.
 
-    dataset: Dataset
-    data: bytes
-    plan: Plan
-    audit: AuditRecord
+    ``dataset`` is the de-identified data set; where the object took the fast path
+    (:mod:`deid.fastpath`) it is read from ``data`` the first time it is asked for.
+    """
+
+    __slots__ = ("_dataset", "audit", "data", "plan")
+
+    def __init__(self, dataset: Dataset | None, data: bytes, plan: Plan, audit: AuditRecord):
+        self._dataset = dataset
+        self.data = data
+        self.plan = plan
+        self.audit = audit
+
+    @property
+    def dataset(self) -> Dataset:
+        if self._dataset is None:
+            self._dataset = unquoted_call(dcmread)(io.BytesIO(self.data))
+        return self._dataset
+
+    def __repr__(self) -> str:
+        return f"DeidResult(data=<{len(self.data)} bytes>, audit={self.audit!r})"
 
 
 class Deidentifier:
@@ -160,6 +174,10 @@ class Deidentifier:
         bound = self._limits(limits)
         if isinstance(data, bytes | bytearray | memoryview):
             bound.check_size(len(data))
+            if self.fast_path:
+                result = self._run_plain(bytes(data), bound)
+                if result is not None:
+                    return result
         return self._run(read_dataset(data), limits=bound)
 
     def deidentify_stream(
@@ -208,6 +226,16 @@ class Deidentifier:
         return result
 
     # -- the pipeline -----------------------------------------------------------------
+
+    #: Plain files go through :mod:`deid.fastpath` (same output, less work); False: every
+    #: object takes the general path (tests compare the two).
+    fast_path = True
+
+    @unquoted_call
+    def _run_plain(self, data: bytes, bound: Limits) -> DeidResult | None:
+        from deid.fastpath import deidentify_plain
+
+        return deidentify_plain(self, data, bound)
 
     def _limits(self, limits: Limits | None) -> Limits:
         if limits is None:

@@ -182,11 +182,18 @@ def _required(ds: Dataset, keyword: str) -> object:
 
 def new_file_meta(ds: Dataset, ts: UID) -> FileMetaDataset:
     """A new File Meta Information group: nothing of the original one is carried over."""
+    return file_meta_for(
+        str(_required(ds, "SOPClassUID")), str(_required(ds, "SOPInstanceUID")), ts
+    )
+
+
+def file_meta_for(sop_class_uid: str, sop_instance_uid: str, ts: UID) -> FileMetaDataset:
+    """The new File Meta Information group of an object with these (new) UIDs."""
     meta = FileMetaDataset()
     values = (
         b"\x00\x01",
-        UID(str(_required(ds, "SOPClassUID"))),
-        UID(str(_required(ds, "SOPInstanceUID"))),
+        UID(sop_class_uid),
+        UID(sop_instance_uid),
         ts,
         UID(IMPLEMENTATION_CLASS_UID),
         IMPLEMENTATION_VERSION_NAME,

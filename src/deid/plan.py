@@ -644,8 +644,14 @@ def build_plan(ds: Dataset, policy: Policy, cache: dict[str, PlanCache] | None =
     ``cache`` (one per policy, e.g. a :class:`deid.Deidentifier`'s) remembers, per SOP Class,
     the decisions that need no value, so a series plans its second object much faster.
     """
+    planner = start_plan(ds, policy, cache)
+    planner.plan_dataset(ds, (), (), _Context())
+    return finish_plan(planner, ds)
+
+
+def start_plan(ds: Dataset, policy: Policy, cache: dict[str, PlanCache] | None) -> _Planner:
+    """A planner for ``ds`` with its file meta planned (see :func:`build_plan`)."""
     sop_class_uid = str(get_value(ds, "SOPClassUID") or "").strip()
-    sop = sop_classes().get(sop_class_uid)
     per_class = PlanCache() if cache is None else cache.get(sop_class_uid)
     if per_class is None:
         per_class = cache.setdefault(sop_class_uid, PlanCache())  # type: ignore[union-attr]
@@ -653,12 +659,18 @@ def build_plan(ds: Dataset, policy: Policy, cache: dict[str, PlanCache] | None =
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         planner.plan_file_meta(meta)
-    planner.plan_dataset(ds, (), (), _Context())
+    return planner
+
+
+def finish_plan(planner: _Planner, ds: Dataset) -> Plan:
+    """The plan, once the data set is planned: Patient's Age derived where it must be."""
+    policy, sop_class_uid = planner.policy, planner.sop_class_uid
     age = derived_age(ds, policy)
     if age is not None:  # it replaces the decision on Patient's Age, if any
         planner.out = [d for d in planner.out if not (d.tag == age.tag and not d.path)]
         planner.out.append(age)
     known = sop_class_uid in iod_types().by_sop_class
+    sop = sop_classes().get(sop_class_uid)
     return Plan(
         tuple(planner.out), policy, sop_class_uid, sop.iod if sop else "", known, age is not None
     )

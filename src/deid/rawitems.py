@@ -30,7 +30,7 @@ from deid.tags import stored
 from deid.values import fast_reading
 
 __all__ = ["MAX_DEPTH", "NestingTooDeepError", "as_if_converted", "convert_sequence"]
-__all__ += ["sequence_items"]
+__all__ += ["LONG_VR_BYTES", "VR_BYTES", "empty_raw_value", "parse_items", "sequence_items"]
 
 RawItem = dict[BaseTag, RawDataElement]
 
@@ -248,7 +248,7 @@ def _elements(
             stop = start + length
             if stop > size or (end is not None and stop > end):
                 raise _UnsupportedError
-            value = data[start:stop] if length else _empty(text)
+            value = data[start:stop] if length else empty_raw_value(text)
         key = BaseTag(tag)
         item[key] = RawDataElement(key, text, length, value, start, False, True)
         pos = stop
@@ -257,6 +257,19 @@ def _elements(
     return item, pos
 
 
-def _empty(vr: str) -> bytes | None:
+def empty_raw_value(vr: str) -> bytes | None:
     """The value pydicom's reader gives a raw element of length 0."""
     return cast("bytes | None", empty_value_for_VR(vr, raw=True))
+
+
+#: The explicit VRs read here, and those with a 4-byte length (as their two bytes).
+VR_BYTES, LONG_VR_BYTES = _VRS, _LONG_VRS
+
+
+def parse_items(raw: RawDataElement) -> list[tuple[bool, RawItem]] | None:
+    """The items :func:`convert_sequence` builds, as ``(undefined length, elements)``;
+    ``None`` where it leaves the sequence to pydicom."""
+    if not raw.length or not fast_reading():
+        return None
+    items = _parse(raw, strict=True)
+    return None if items is None else [(item.undefined, item.elements) for item in items]

@@ -1,0 +1,505 @@
+"""The fast path of :meth:`deid.Deidentifier.deidentify_bytes`: a plain file de-identified from
+its raw elements, giving exactly the bytes, plan and audit of the general path.
+
+The general path (``engine._run``) reads the file with pydicom, applies the plan to pydicom's
+data set and writes it back, element by element. Most files are plainer than that machinery
+needs: explicit VR little endian, single-byte or UTF-8 text, defined lengths, no pixel pass.
+For those, this module
+
+1. reads the file with :mod:`deid.rawtree` (a few tens of microseconds);
+2. runs the same gates, limits, identifier collection and planner as the general path, on a
+   data set holding those raw elements;
+3. writes the output in one walk over the raw elements and the plan's decisions: kept values
+   copied as bytes, text values changed by :mod:`deid.actions`' own functions and encoded by
+   :mod:`deid.values`, items re-encoded as :mod:`deid.encoding` writes them, the markers and
+   the new file meta as the general path builds them;
+4. verifies the output with :mod:`deid.verify`'s own matchers over the same texts and bytes.
+
+Whenever anything is not what this module knows how to write exactly as the general path
+would (a non-text value to change, an odd length, a content tree, an unexpected error, *any*
+verification hit) it gives ``None`` and the caller runs the general path, which then decides,
+rejects and reports as ever. Nothing is written, logged or raised with a value here.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from pydicom.dataelem import RawDataElement
+from pydicom.tag import BaseTag
+from pydicom.uid import UID
+
+from deid import gates
+from deid.audit import AuditRecord
+from deid.burnedin import needs_prescreen, pixel_pass_reason
+from deid.codes import ActionCode, Outcome, ProfileOption
+from deid.decisions import ITEM_TAG, Decision, Plan
+from deid.encoding import LONG_VRS, _file_meta_bytes, raw_header
+from deid.fastplan import Fallback, Items, collect_plain, plan_plain
+from deid.identifiers import Identifiers
+from deid.markers import MARKER_LOCATIONS, _encoded_markers, _policy_key, file_meta_for
+from deid.rawitems import parse_items
+from deid.rawtree import EXPLICIT_LITTLE, Level, RawFile, parse_part10, to_dataset
+from deid.tags import is_private_creator
+from deid.values import TEXT_VRS, encode_values, fast_reading, level_codec, read_values, value_of
+from deid.verify import (
+    _MAX_PLAIN,
+    _NOT_PLAIN,
+    _NOT_SEARCHED,
+    _ignored_here,
+    _plain_held_cs,
+    _raw_hits,
+    _regions,
+    _search,
+    _Searches,
+    _simple_charset,
+    _textual,
+)
+
+if TYPE_CHECKING:
+    from deid.actions import ApplyContext
+    from deid.engine import DeidResult, Deidentifier
+    from deid.limits import Limits
+
+__all__ = ["deidentify_plain"]
+
+
+
+_CHARSET = 0x00080005
+_PIXEL_REPRESENTATION = 0x00280103
+#: Attributes the pixel-pass decision reads: kept as they are, the decision made on the input
+#: is the one the general path makes on its output.
+_PIXEL_DECISION_TAGS = (0x00080008, 0x00080016, 0x00080060, 0x00280301)
+#: The input holds one of these: the markers are merged by pydicom (the general path).
+_MERGED_MARKERS = (0x00120063, 0x00120064, 0x0018A001)
+_CONTENT_SEQUENCE = 0x0040A730
+_PRIVATE_CHARACTERISTICS = 0x00080300
+_SOP_CLASS, _SOP_INSTANCE = 0x00080016, 0x00080018
+_STUDY, _SERIES = 0x0020000D, 0x0020000E
+_PIXEL_TAGS = gates.PIXEL_TAGS
+_ITEM = b"\xfe\xff\x00\xe0"
+_ITEM_DELIMITER = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"
+_UNDEFINED_LENGTH = b"\xff\xff\xff\xff"
+_LENGTH = struct.Struct("<L")
+_SEQUENCE_HEADER = struct.Struct("<HH4sL")
+_SHORT_HEADER = struct.Struct("<HH2sH")
+_LONG_HEADER = struct.Struct("<HH2s2xL")
+_MIN_PIXELS = 64
+_KEEPS_ITEMS = frozenset({ActionCode.K, ActionCode.C, ActionCode.D, ActionCode.U})
+_CHANGES_TEXT = frozenset({ActionCode.Z, ActionCode.D, ActionCode.C, ActionCode.U})
+
+# What the output holds, for verification: (tag, vr, raw bytes or None, decoded text or None,
+# items or None) per element; items are lists of such levels.
+_Out = tuple[int, str, bytes | None, str | None, "list[list[_Out]] | None"]
+
+
+def deidentify_plain(engine: Deidentifier, data: bytes, bound: Limits) -> DeidResult | None:
+    """The result :meth:`~deid.Deidentifier.deidentify_bytes` gives for ``data``, computed
+    from its raw elements; ``None`` when the general path must decide."""
+    if not fast_reading():
+        return None
+    parsed = parse_part10(data)
+    if parsed is None:
+        return None
+    try:
+        return _Run(engine, parsed, bound).run()
+    except Exception:  # Fallback, or anything unexpected: the general path decides
+        return None
+
+
+class _Run:
+    def __init__(self, engine: Deidentifier, parsed: RawFile, bound: Limits) -> None:
+        self.engine = engine
+        self.policy = engine.policy
+        self.parsed = parsed
+        self.bound = bound
+        self.codec = ""
+        self.search_codec: str | None = None
+        self.decisions: dict[tuple[object, int], Decision] = {}
+        self.context: ApplyContext | None = None
+        self.items: Items = {}
+
+    def run(self) -> DeidResult:
+        from deid.engine import DeidResult, _for_verification, _skipped
+
+        engine, policy, elements = self.engine, self.policy, self.parsed.elements
+        ds = to_dataset(self.parsed)
+        gates.check(ds, policy)
+        self.bound.check_header(ds)
+        if pixel_pass_reason(ds, policy) or needs_prescreen(ds, policy):
+            raise Fallback
+        codec = level_codec(ds)
+        if codec is None:
+            raise Fallback
+        self.codec = codec
+        # How verification reads raw text at every level (items inherit the character set).
+        self.search_codec = None if _simple_charset(ds) else codec
+        if any(tag in elements for tag in (*_MERGED_MARKERS, _CONTENT_SEQUENCE)):
+            raise Fallback
+        if _PRIVATE_CHARACTERISTICS in elements:
+            raise Fallback
+        pixel_rep = elements.get(BaseTag(_PIXEL_REPRESENTATION))
+        if pixel_rep is not None and (pixel_rep.VR != "US" or pixel_rep.length != 2):
+            raise Fallback
+        identifiers = collect_plain(ds, self.parsed, codec)
+        plan = plan_plain(ds, self.parsed, policy, engine._plan_cache, codec, self.items)
+        self.bound.check_depth(plan)
+        self.context = engine._context(ds, identifiers)
+        self.decisions = {(d.path, d.tag): d for d in plan.decisions if not d.in_file_meta}
+        self._check_plan(plan)
+        body, top, pixel_last = self._write_top(plan)
+        sop_class = _single_uid(top, _SOP_CLASS)
+        sop_instance = _single_uid(top, _SOP_INSTANCE)
+        if sop_class is None or sop_instance is None:
+            raise Fallback
+        meta = file_meta_for(sop_class, sop_instance, UID(EXPLICIT_LITTLE))
+        header = _file_meta_bytes(meta)
+        if header is None:
+            raise Fallback
+        data = b"".join([b"\x00" * 128, b"DICM", header, *body])
+        if engine.verify:
+            meta_texts = [str(UID(sop_class)), str(UID(sop_instance)), EXPLICIT_LITTLE]
+            checked = _for_verification(identifiers, policy)
+            pixel_value = _pixel_value(elements, self.decisions)
+            self._verify(
+                data, top, meta_texts, checked, _skipped(policy), pixel_value, pixel_last
+            )
+        audit = AuditRecord(
+            outcome=Outcome.DEIDENTIFIED,
+            sop_class_uid=plan.sop_class_uid,
+            study_instance_uid=_single_uid(top, _STUDY),
+            series_instance_uid=_single_uid(top, _SERIES),
+            sop_instance_uid=sop_instance,
+            policy=policy.name,
+            key_fingerprint=engine.pseudonymizer.fingerprint,
+            actions=plan.counts(),
+            pixels=None,
+        )
+        return DeidResult(None, data, plan, audit)
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def _check_plan(self, plan: Plan) -> None:
+        """What the general path would do through pydicom: not done here."""
+        decisions = self.decisions
+        charset = decisions.get(((), _CHARSET))
+        if charset is not None and charset.action is not ActionCode.K:
+            raise Fallback  # every value is then converted by pydicom
+        for tag in _PIXEL_DECISION_TAGS:
+            decision = decisions.get(((), tag))
+            if decision is not None and decision.action is not ActionCode.K:
+                raise Fallback
+        for decision in plan.decisions:
+            if decision.tag == ITEM_TAG and decision.action is not ActionCode.X:
+                raise Fallback  # content items (Clean Structured Content)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def _write_top(self, plan: Plan) -> tuple[list[bytes], list[_Out], bool]:
+        """The data set's bytes (in chunks), what it holds, and whether the pixel data's
+        value is the last chunk."""
+        entries: dict[int, tuple[list[bytes], _Out | None]] = {}
+        for tag, raw in self.parsed.elements.items():
+            written = self._element((), int(tag), raw)
+            if written is not None:
+                entries[tag] = written
+        if plan.derived_age:
+            self._derive(entries)
+        for marker in _encoded_markers(_policy_key(self.policy), False, False):
+            header = raw_header(marker, False)
+            if header is None:
+                raise Fallback
+            entries[marker.tag] = ([header, marker.value or b""], None)
+        chunks: list[bytes] = []
+        top: list[_Out] = []
+        for tag in sorted(entries):
+            parts, out = entries[tag]
+            chunks.extend(parts)
+            if out is not None:
+                top.append(out)
+        pixel = self.parsed.elements.get(BaseTag(0x7FE00010))
+        last = bool(chunks) and pixel is not None and chunks[-1] is pixel.value
+        return chunks, top, last
+
+    def _derive(self, entries: dict[int, tuple[list[bytes], _Out | None]]) -> None:
+        from deid.actions import _dummy
+
+        decision = self.decisions[((), 0x00101010)]
+        if 0x00101010 in self.parsed.elements:
+            return  # (changed in place, as any text value)
+        assert self.context is not None
+        value = _dummy(decision, None, self.context)
+        if not value:
+            return
+        data = encode_values(value, "AS", self.codec)
+        if data is None:
+            raise Fallback
+        header = _SHORT_HEADER.pack(0x0010, 0x1010, b"AS", len(data))
+        entries[0x00101010] = ([header, data], (0x00101010, "AS", None, str(value), None))
+
+    def _element(
+        self, path: tuple[tuple[int, int], ...], tag: int, raw: RawDataElement
+    ) -> tuple[list[bytes], _Out | None] | None:
+        """One element's bytes and content as the general path writes it; ``None``: removed."""
+        decision = self.decisions.get((path, tag))
+        if decision is None:
+            raise Fallback
+        action, vr = decision.action, raw.VR
+        if not tag & 0xFFFF and tag >> 16 > 6:
+            return None  # group lengths are not written (and are planned X)
+        if action is ActionCode.X:
+            return None
+        if vr == "SQ":
+            return self._sequence(path, tag, raw, action)
+        if path and (raw.value is None or tag == 0x7FE00010):
+            raise Fallback  # pydicom writes such an item
+        if action is ActionCode.K and not is_private_creator(tag):
+            return self._kept(path, tag, raw)
+        if vr not in TEXT_VRS or vr != decision.vr:
+            raise Fallback  # pydicom changes (or re-encodes) it
+        values = read_values(raw, vr, self.codec)
+        if values is None:
+            raise Fallback
+        if action is ActionCode.K:  # a private creator: pydicom converted it (to read it)
+            data = encode_values(value_of(values), vr, self.codec)
+            if data is None:
+                raise Fallback
+            return self._fresh(tag, vr, data, "\\".join(values))
+        if action not in _CHANGES_TEXT:
+            raise Fallback
+        from deid.actions import _new_value
+
+        assert self.context is not None
+        new = _new_value(decision, value_of(values), self.context)
+        data = encode_values(new, vr, self.codec)
+        if data is None:
+            raise Fallback
+        if data == raw.value:
+            return self._kept(path, tag, raw)
+        return self._fresh(tag, vr, data, None)
+
+    def _kept(
+        self, path: tuple[tuple[int, int], ...], tag: int, raw: RawDataElement
+    ) -> tuple[list[bytes], _Out]:
+        value = raw.value or b""
+        if path:
+            header = _header(tag, raw.VR, len(value))  # copied as it is, odd or not
+        else:
+            found = raw_header(raw, False)
+            if found is None:
+                raise Fallback  # (an odd length: pydicom pads it)
+            header = found
+        return [header, value], (tag, raw.VR, value, None, None)
+
+    def _fresh(
+        self, tag: int, vr: str, data: bytes, decoded: str | None
+    ) -> tuple[list[bytes], _Out]:
+        """A value the general path holds re-encoded: ``decoded`` when pydicom holds it
+        decoded (verification reads its text), else raw."""
+        if vr not in LONG_VRS and len(data) > 0xFFFF:
+            raise Fallback
+        raw = None if decoded is not None else data
+        return [_header(tag, vr, len(data)), data], (tag, vr, raw, decoded, None)
+
+    def _sequence(
+        self, path: tuple[tuple[int, int], ...], tag: int, raw: RawDataElement, action: ActionCode
+    ) -> tuple[list[bytes], _Out]:
+        """A sequence as :func:`deid.encoding.sequence_bytes` writes pydicom's converted one."""
+        if raw.length == 0xFFFFFFFF or raw.value is None:
+            raise Fallback
+        items = self.items.get(id(raw))
+        if items is None:
+            items = parse_items(raw) if raw.length else []
+        if items is None:
+            raise Fallback  # pydicom builds the items: the general path
+        if action is ActionCode.Z:
+            items_out: list[list[_Out]] = []
+            content = b""
+        elif action in _KEEPS_ITEMS:
+            parts: list[bytes] = []
+            items_out = []
+            for index, (undefined, elements) in enumerate(items):
+                step = (*path, (tag, index))
+                removed = self.decisions.get((step, ITEM_TAG))
+                if removed is not None and removed.action is ActionCode.X:
+                    continue
+                body, level = self._item(step, elements)
+                if undefined:
+                    parts += [_ITEM, _UNDEFINED_LENGTH, body, _ITEM_DELIMITER]
+                else:
+                    parts += [_ITEM, _LENGTH.pack(len(body)), body]
+                items_out.append(level)
+            content = b"".join(parts)
+        else:
+            raise Fallback
+        header = _SEQUENCE_HEADER.pack(tag >> 16, tag & 0xFFFF, b"SQ\x00\x00", len(content))
+        return [header, content], (tag, "SQ", None, None, items_out)
+
+    def _item(
+        self, path: tuple[tuple[int, int], ...], elements: Level
+    ) -> tuple[bytes, list[_Out]]:
+        chunks: list[bytes] = []
+        level: list[_Out] = []
+        last = -1
+        for key, raw in elements.items():
+            tag = int(key)
+            if tag <= last:
+                raise Fallback  # pydicom writes items in tag order
+            last = tag
+            written = self._element(path, tag, raw)
+            if written is not None:
+                chunks.extend(written[0])
+                if written[1] is not None:
+                    level.append(written[1])
+        return b"".join(chunks), level
+
+    # -- verification ---------------------------------------------------------------------
+
+    def _verify(
+        self,
+        data: bytes,
+        top: list[_Out],
+        meta_texts: list[str],
+        checked: Identifiers,
+        skip: Iterable[object],
+        pixel_value: bytes | None,
+        pixel_last: bool,
+    ) -> None:
+        """:func:`deid.verify.verify` on the output: any hit at all, and the general path
+        runs (and reports) instead."""
+        kept = checked.without(*skip)  # type: ignore[arg-type]
+        if not kept:
+            return
+        assert self.context is not None
+        scrubber = self.context.built_scrubber
+        shared = scrubber is not None and scrubber.items == kept.items
+        searches = scrubber.searches if scrubber is not None and shared else None
+        if not isinstance(searches, _Searches):
+            searches = _Searches(kept.items, scrubber if shared else None)
+            if scrubber is not None and shared:
+                scrubber.searches = searches
+        exempt = (
+            frozenset({"DA", "DT"})
+            if ProfileOption.RETAIN_LONG_MODIFIED_DATES in self.policy.options
+            else frozenset()
+        )
+        found: tuple[list[tuple[str, int, str]], list[str]] = ([], [])
+        verbatim: tuple[list[tuple[str, int, str]], list[str]] = ([], [])
+        for text in meta_texts:
+            found[0].append(("", 0x00020003, "UI"))
+            found[1].append(text)
+        skipped = _ignored_here("", (*MARKER_LOCATIONS, "(0018,A001)[0]")) or frozenset()
+        _gather(top, skipped, found, verbatim, self.search_codec)
+        if any(True for _ in _search(found, searches.text, exempt)):
+            raise Fallback
+        if any(True for _ in _search(verbatim, searches.short, exempt)):
+            raise Fallback
+        raw, needles = searches.raw, searches.needles
+        if raw or needles:
+            regions = _regions(data, pixel_value, pixel_last)
+            if any(True for _ in _raw_hits(data, regions, raw, needles)):
+                raise Fallback
+
+
+_Found = tuple[list[tuple[str, int, str]], list[str]]
+
+
+def _gather(
+    level: list[_Out],
+    skipped: frozenset[int],
+    found: _Found,
+    verbatim: _Found,
+    codec: str | None,
+) -> None:
+    """:func:`deid.verify._gather` over what the output holds; ``codec``: the one raw text is
+    decoded with (``None``: read as latin-1, as for a level without a character set)."""
+    for tag, vr, raw, decoded, items in level:
+        if tag in skipped:
+            continue
+        if items is not None:
+            for item in items:
+                _gather(item, frozenset(), found, verbatim, codec)
+            continue
+        if decoded is not None:
+            if decoded:
+                found[0].append(("", tag, vr))
+                found[1].append(decoded)
+            continue
+        if vr in _NOT_SEARCHED and (vr != "CS" or _plain_held_cs(_Held(raw))):
+            continue
+        value = raw or b""
+        if vr == "UN":
+            text = _textual(value)
+            if text:
+                found[0].append(("", tag, vr))
+                found[1].append(text)
+            continue
+        if vr in TEXT_VRS and len(value) < _MAX_PLAIN:
+            body = value.rstrip(b" \x00")
+            if _NOT_PLAIN.search(body) is None:
+                if body:
+                    verbatim[0].append(("", tag, vr))
+                    verbatim[1].append(body.decode("ascii"))
+                continue
+        if codec is not None and vr in TEXT_VRS:
+            values = read_values(_AsRaw(value), vr, codec)  # type: ignore[arg-type]
+            if values is None:
+                raise Fallback  # pydicom decodes it
+            text = "\\".join(values)
+        else:
+            text = value.decode("latin-1")
+        if text:
+            found[0].append(("", tag, vr))
+            found[1].append(text)
+
+
+class _Held:
+    """What :func:`deid.verify._plain_held_cs` reads of an element: its value."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bytes | None) -> None:
+        self.value = value
+
+
+def _header(tag: int, vr: str, length: int) -> bytes:
+    header = _LONG_HEADER if vr in LONG_VRS else _SHORT_HEADER
+    return header.pack(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), length)
+
+
+def _single_uid(level: list[_Out], tag: int) -> str | None:
+    """The one UID an output element holds, as :func:`deid.values.get_value` reads it."""
+    for out_tag, vr, raw, _, _ in level:
+        if out_tag == tag:
+            if vr != "UI" or raw is None:
+                raise Fallback
+            values = read_values(_AsRaw(raw), "UI", "iso8859")  # type: ignore[arg-type]
+            if values is None or len(values) != 1:
+                raise Fallback
+            return values[0]
+    return None
+
+
+class _AsRaw:
+    """The parts of a raw element :func:`deid.values.read_values` reads."""
+
+    __slots__ = ("is_little_endian", "length", "value")
+
+    def __init__(self, value: bytes) -> None:
+        self.value, self.length, self.is_little_endian = value, len(value), True
+
+
+def _pixel_value(elements: Level, decisions: dict[tuple[object, int], Decision]) -> bytes | None:
+    """What :func:`deid.engine._pixel_value` finds in the output: the first pixel data element
+    kept, when its value is bytes of 64 or more."""
+    for tag in _PIXEL_TAGS:
+        raw = elements.get(BaseTag(tag))
+        decision = decisions.get(((), tag))
+        if raw is not None and decision is not None and decision.action is not ActionCode.X:
+            value = raw.value
+            if isinstance(value, bytes) and len(value) >= _MIN_PIXELS:
+                return value
+    return None
+

@@ -1,0 +1,240 @@
+"""Identifiers and plan of a plain file from its raw elements (for :mod:`deid.fastpath`).
+
+:func:`collect_plain` gathers what :func:`deid.identifiers.collect` gathers, and
+:func:`plan_plain` decides what :func:`deid.plan.build_plan` decides, in the same order, from
+the raw elements :mod:`deid.rawtree` read and the items :mod:`deid.rawitems` reads, without
+building pydicom data sets for the items. The plan follows the level templates the general
+planner remembered (:class:`deid.plancache.PlanCache`): a level it has not seen yet is planned
+by the general planner at the top level, and anywhere deeper makes the whole object take the
+general path (which plans it, so the next object of the series finds it). Anything this
+module does not read exactly as the general path does raises :class:`Fallback`.
+"""
+
+from __future__ import annotations
+
+from operator import attrgetter
+
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+
+from deid.codes import ActionCode
+from deid.decisions import Decision, Plan, Step, is_well_known_uid
+from deid.identifiers import (
+    _CODE_VALUE_SEQUENCES,
+    _TAG_WANTED,
+    _WANTED,
+    _WANTED_VRS,
+    Identifiers,
+    _Collector,
+    _raw_visits,
+    _tag_wanted,
+)
+from deid.plan import _Planner, _Site, finish_plan, start_plan
+from deid.plancache import CREATOR, FIXED, PRIVATE, PUBLIC, SEQUENCE, UID, Context, PlanCache
+from deid.policy import Policy
+from deid.private import creators
+from deid.rawitems import NestingTooDeepError, as_if_converted, parse_items
+from deid.rawtree import Level, RawFile
+from deid.tags import element_keyword, is_private_creator, keyword_of, normalise_creator
+from deid.values import is_canonical, level_codec, raw_vr, read_values
+
+__all__ = ["Fallback", "Items", "collect_plain", "plan_plain"]
+
+#: The items of the raw sequences read so far, by ``id`` of the raw element (the writer
+#: reuses them): ``(undefined length, elements)`` per item.
+Items = dict[int, list[tuple[bool, Level]]]
+
+
+class Fallback(Exception):
+    """The general path handles this object."""
+
+
+# -- identifiers ---------------------------------------------------------------------------
+
+
+def collect_plain(ds: Dataset, parsed: RawFile, codec: str) -> Identifiers:
+    """:func:`deid.identifiers.collect` of the data set ``ds`` holds (its raw elements are
+    ``parsed``'s; ``codec``: its text codec)."""
+    collector = _Collector()
+    meta_codec = level_codec(ds.file_meta)
+    if meta_codec is None:
+        raise Fallback
+    _walk(collector, ds, parsed.meta, meta_codec)
+    _walk(collector, ds, parsed.elements, codec)
+    return Identifiers(collector.identifiers())
+
+
+def _walk(collector: _Collector, ds: Dataset, level: Level, codec: str) -> None:
+    """:meth:`deid.identifiers._Collector.walk` over one top level, every element raw."""
+    for key, held in level.items():
+        tag = int(key)
+        wanted = _TAG_WANTED.get(tag)
+        if wanted is None:
+            wanted = _tag_wanted(tag)
+        vr = held.VR
+        if wanted != _WANTED and vr not in _WANTED_VRS:
+            continue  # (a CodeValue counts inside code sequences only)
+        if vr == "SQ":
+            visits: list[tuple[str, str, int, list[str], bool]] = []
+            nested = element_keyword(tag) in _CODE_VALUE_SEQUENCES
+            try:
+                if not _raw_visits(held, codec, nested, visits):
+                    raise Fallback  # pydicom reads the items
+            except NestingTooDeepError:
+                raise Fallback from None
+            as_if_converted(ds)
+            for visit in visits:
+                try:
+                    collector._visit_values(*visit)
+                except Exception:  # as the general walk: skipped, never reported
+                    continue
+            continue
+        text_vr = raw_vr(held)
+        values = read_values(held, text_vr, codec) if text_vr is not None else None
+        if text_vr is None or values is None or not is_canonical(held, text_vr, values, codec):
+            raise Fallback  # pydicom converts it
+        try:
+            collector._visit_values(text_vr, element_keyword(tag), tag, values, False)
+        except Exception:
+            continue
+
+
+# -- the plan ------------------------------------------------------------------------------
+
+
+_VR = attrgetter("VR")
+
+
+def plan_plain(
+    ds: Dataset,
+    parsed: RawFile,
+    policy: Policy,
+    cache: dict[str, PlanCache],
+    codec: str,
+    items: Items,
+) -> Plan:
+    """:func:`deid.plan.build_plan` of the data set ``ds`` holds; the items read on the way
+    are left in ``items``."""
+    planner = start_plan(ds, policy, cache)
+    _Follower(planner, ds, codec, items).level(parsed.elements, (), (), Context())
+    return finish_plan(planner, ds)
+
+
+class _Follower:
+    def __init__(self, planner: _Planner, top: Dataset, codec: str, items: Items) -> None:
+        self.planner = planner
+        self.top = top
+        self.codec = codec
+        self.items = items
+
+    def level(
+        self, elements: Level, path: tuple[Step, ...], tags: tuple[int, ...], ctx: Context
+    ) -> None:
+        """:meth:`deid.plan._Planner.plan_dataset` of one level, by its template."""
+        planner = self.planner
+        if ctx.content_items:
+            raise Fallback  # decided from values, never templated
+        key = (path, ctx, tuple(map(int, elements)), tuple(map(_VR, elements.values())))
+        template = planner.templates.get(key)
+        if template is None:
+            if path:
+                raise Fallback
+            planner.plan_dataset(self.top, (), (), ctx)
+            return
+        raws = list(elements.values())
+        out = planner.out
+        index = 0
+        level_creators: dict[tuple[int, int], str] | None = None
+        kept_blocks: set[tuple[int, int]] = set()
+        creator_sites: list[_Site] = []
+        for op in template:
+            kind = op[0]
+            if kind == FIXED:
+                fixed: tuple[Decision, ...] = op[1]  # type: ignore[assignment]
+                out.extend(fixed)
+                index += len(fixed)
+                continue
+            raw = raws[index]
+            index += 1
+            if kind == UID:
+                known = self._well_known(raw)
+                out.append(op[2].known if known else op[2].remap)  # type: ignore[attr-defined]
+            elif kind == SEQUENCE:
+                choice = op[1]
+                out.append(choice.decision)  # type: ignore[attr-defined]
+                self._items(raw, path, tags, op[2], choice.items)  # type: ignore[attr-defined,arg-type]
+            else:
+                tag, vr = op[1], op[2]
+                site = _Site(self.top, path, tags, tag, keyword_of(tag), vr)  # type: ignore[arg-type]
+                if kind == PUBLIC:
+                    if path:
+                        raise Fallback
+                    planner._public(site, ctx, planner.levels.get((path, ctx), {}))
+                elif kind == CREATOR:
+                    creator_sites.append(site)
+                elif kind == PRIVATE:
+                    if level_creators is None:
+                        level_creators = creators(self.top) if not path else _creators(elements)
+                    verdict = planner.private.decide(site.tag, level_creators)
+                    planner.add(
+                        site,
+                        verdict.action,
+                        verdict.code,
+                        verdict.rule,
+                        verdict.reason,
+                        option=verdict.option,
+                    )
+                    if verdict.action is ActionCode.K and site.vr == "SQ":
+                        self._items(raw, path, tags, site.tag, ctx)
+                    if verdict.kept:
+                        kept_blocks.add((site.tag >> 16, (site.tag & 0xFFFF) >> 8))
+                else:
+                    raise Fallback
+        if index != len(raws):
+            raise Fallback
+        if creator_sites and level_creators is None and not path:
+            creators(self.top)  # what planning the level reads, as it reads it
+        planner._creators(creator_sites, kept_blocks)
+
+    def _items(
+        self,
+        raw: RawDataElement,
+        path: tuple[Step, ...],
+        tags: tuple[int, ...],
+        tag: int,
+        ctx: Context,
+    ) -> None:
+        """:meth:`deid.plan._Planner._items`: plan each item of a kept sequence."""
+        if raw.VR != "SQ" or raw.length == 0xFFFFFFFF or raw.value is None:
+            raise Fallback
+        items = parse_items(raw) if raw.length else []
+        if items is None:
+            raise Fallback  # pydicom builds these items
+        self.items[id(raw)] = items
+        for index, (_, elements) in enumerate(items):
+            self.level(elements, (*path, (tag, index)), (*tags, tag), ctx)
+
+    def _well_known(self, raw: RawDataElement) -> bool:
+        """:meth:`deid.plan._Planner._uid_choice`: every value a well-known UID."""
+        if raw_vr(raw) != "UI":
+            raise Fallback
+        values = read_values(raw, "UI", self.codec)
+        if values is None or not is_canonical(raw, "UI", values, self.codec):
+            raise Fallback  # pydicom reads it
+        return bool(values) and all(is_well_known_uid(v) for v in values)
+
+
+def _creators(elements: Level) -> dict[tuple[int, int], str]:
+    """:func:`deid.private.creators` of an item's raw elements (single-value LO creators)."""
+    found: dict[tuple[int, int], str] = {}
+    for key, raw in elements.items():
+        tag = int(key)
+        if not is_private_creator(tag):
+            continue
+        if raw.VR != "LO" or raw.value is None:
+            raise Fallback
+        values = read_values(raw, "LO", "iso8859")
+        if values is None or len(values) != 1 or not raw.value.isascii():
+            raise Fallback
+        found[(tag >> 16, tag & 0xFF)] = normalise_creator(values[0])
+    return found

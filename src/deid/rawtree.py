@@ -1,0 +1,102 @@
+"""Read a plain Part 10 file into raw elements without pydicom's reader (for :mod:`deid.fastpath`).
+
+Only the plainest files are read: a 128-byte preamble and ``DICM``, an explicit VR little
+endian File Meta Information group, and an explicit VR little endian data set whose elements
+all have defined lengths, known VRs and strictly increasing tags, and whose last element ends
+where the bytes end. The elements are the :class:`~pydicom.dataelem.RawDataElement` s
+:func:`pydicom.dcmread` would hold (same tags, VRs, lengths, values and offsets), in a dict in
+file order; sequences stay raw (their items are read by :mod:`deid.rawitems`). Anything else
+gives ``None`` and the caller reads the file with pydicom as ever. Nothing here logs or raises
+with a value.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, NamedTuple
+
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.tag import BaseTag
+
+from deid.rawitems import LONG_VR_BYTES, VR_BYTES, empty_raw_value
+
+__all__ = ["EXPLICIT_LITTLE", "RawFile", "Level", "parse_part10", "to_dataset"]
+
+#: Explicit VR Little Endian, the one transfer syntax read here.
+EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
+_PREAMBLE = 128
+_UNDEFINED = 0xFFFFFFFF
+_SHORT = struct.Struct("<HH2sH")
+_LENGTH = struct.Struct("<L")
+
+#: One data set level: tag -> raw element, in file (= tag) order.
+Level = dict[BaseTag, RawDataElement]
+
+
+class RawFile(NamedTuple):
+    """A parsed Part 10 file: its File Meta Information and its data set, both raw."""
+
+    meta: Level
+    elements: Level
+
+
+def parse_part10(data: bytes) -> RawFile | None:
+    """The raw elements of a plain explicit VR little endian Part 10 file; ``None``: any doubt."""
+    if len(data) < _PREAMBLE + 12 or data[_PREAMBLE : _PREAMBLE + 4] != b"DICM":
+        return None
+    try:
+        parsed = _level(data, _PREAMBLE + 4, meta=True)
+        if parsed is None:
+            return None
+        meta, pos = parsed
+        syntax = meta.get(BaseTag(0x00020010))
+        if syntax is None or (syntax.value or b"").rstrip(b"\x00 ") != EXPLICIT_LITTLE.encode():
+            return None
+        parsed = _level(data, pos, meta=False)
+    except struct.error:
+        return None
+    if parsed is None or not parsed[0] or parsed[1] != len(data):
+        return None
+    return RawFile(meta, parsed[0])
+
+
+def _level(data: bytes, pos: int, *, meta: bool) -> tuple[Level, int] | None:
+    """Elements from ``pos``: the group 0002 ones (``meta``), or all up to the end."""
+    out: Level = {}
+    end = len(data)
+    last = -1
+    while pos < end:
+        group, element, vr, length = _SHORT.unpack_from(data, pos)
+        if meta and group != 2:
+            break
+        tag = group << 16 | element
+        if tag <= last or group == 0xFFFE or (not meta and group == 2) or vr not in VR_BYTES:
+            return None
+        start = pos + 8
+        if vr in LONG_VR_BYTES:
+            (length,) = _LENGTH.unpack_from(data, start)
+            start += 4
+        stop = start + length
+        if length == _UNDEFINED or stop > end:
+            return None
+        text = vr.decode("ascii")
+        key = BaseTag(tag)
+        value = data[start:stop] if length else empty_raw_value(text)
+        out[key] = RawDataElement(key, text, length, value, start, False, True)
+        last, pos = tag, stop
+    return out, pos
+
+
+def to_dataset(parsed: RawFile) -> Dataset:
+    """A data set holding the raw elements as :func:`pydicom.dcmread` would (for the checks
+    that read a few values through pydicom: gates, limits, the pixel-pass decision)."""
+    ds = Dataset(dict(parsed.elements))
+    charset = parsed.elements.get(BaseTag(0x00080005))
+    encoding: Any = default_encoding
+    if charset is not None:  # as dcmread reads it: the element itself stays raw
+        encoding = convert_encodings(convert_raw_data_element(charset).value)
+    ds.set_original_encoding(False, True, encoding)
+    ds.file_meta = FileMetaDataset(dict(parsed.meta))
+    return ds
