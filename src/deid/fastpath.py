@@ -143,7 +143,7 @@ class _Run:
         pixel_rep = elements.get(BaseTag(_PIXEL_REPRESENTATION))
         if pixel_rep is not None and (pixel_rep.VR != "US" or pixel_rep.length != 2):
             raise Fallback
-        identifiers = collect_plain(ds, self.parsed, codec)
+        identifiers = collect_plain(ds, self.parsed, codec, self.items)
         plan = plan_plain(ds, self.parsed, policy, engine._plan_cache, codec, self.items)
         self.bound.check_depth(plan)
         self.context = engine._context(ds, identifiers)

@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset
 from deid.codes import ActionCode
 from deid.decisions import Decision, Plan, Step, is_well_known_uid
 from deid.identifiers import (
+    _CODE_VALUE,
     _CODE_VALUE_SEQUENCES,
     _TAG_WANTED,
     _WANTED,
@@ -33,7 +34,7 @@ from deid.plan import _Planner, _Site, finish_plan, start_plan
 from deid.plancache import CREATOR, FIXED, PRIVATE, PUBLIC, SEQUENCE, UID, Context, PlanCache
 from deid.policy import Policy
 from deid.private import creators
-from deid.rawitems import NestingTooDeepError, as_if_converted, parse_items
+from deid.rawitems import MAX_DEPTH, NestingTooDeepError, as_if_converted, parse_items
 from deid.rawtree import Level, RawFile
 from deid.tags import element_keyword, is_private_creator, keyword_of, normalise_creator
 from deid.values import is_canonical, level_codec, raw_vr, read_values
@@ -52,19 +53,22 @@ class Fallback(Exception):
 # -- identifiers ---------------------------------------------------------------------------
 
 
-def collect_plain(ds: Dataset, parsed: RawFile, codec: str) -> Identifiers:
+def collect_plain(ds: Dataset, parsed: RawFile, codec: str, items: Items) -> Identifiers:
     """:func:`deid.identifiers.collect` of the data set ``ds`` holds (its raw elements are
-    ``parsed``'s; ``codec``: its text codec)."""
+    ``parsed``'s; ``codec``: its text codec); the items read on the way are left in ``items``."""
     collector = _Collector()
     meta_codec = level_codec(ds.file_meta)
     if meta_codec is None:
         raise Fallback
-    _walk(collector, ds, parsed.meta, meta_codec)
-    _walk(collector, ds, parsed.elements, codec)
+    _walk(collector, ds, parsed.meta, meta_codec, items)
+    _walk(collector, ds, parsed.elements, codec, items)
     return Identifiers(collector.identifiers())
 
 
-def _walk(collector: _Collector, ds: Dataset, level: Level, codec: str) -> None:
+_Visit = tuple[str, str, int, list[str], bool]
+
+
+def _walk(collector: _Collector, ds: Dataset, level: Level, codec: str, items: Items) -> None:
     """:meth:`deid.identifiers._Collector.walk` over one top level, every element raw."""
     for key, held in level.items():
         tag = int(key)
@@ -75,10 +79,10 @@ def _walk(collector: _Collector, ds: Dataset, level: Level, codec: str) -> None:
         if wanted != _WANTED and vr not in _WANTED_VRS:
             continue  # (a CodeValue counts inside code sequences only)
         if vr == "SQ":
-            visits: list[tuple[str, str, int, list[str], bool]] = []
+            visits: list[_Visit] = []
             nested = element_keyword(tag) in _CODE_VALUE_SEQUENCES
             try:
-                if not _raw_visits(held, codec, nested, visits):
+                if not _visits(held, codec, nested, visits, items, 0):
                     raise Fallback  # pydicom reads the items
             except NestingTooDeepError:
                 raise Fallback from None
@@ -97,6 +101,46 @@ def _walk(collector: _Collector, ds: Dataset, level: Level, codec: str) -> None:
             collector._visit_values(text_vr, element_keyword(tag), tag, values, False)
         except Exception:
             continue
+
+
+def _visits(
+    raw: RawDataElement, codec: str, in_code: bool, out: list[_Visit], items: Items, depth: int
+) -> bool:
+    """:func:`deid.identifiers._raw_visits`, over the items as the planner reads them (kept
+    in ``items``); where those cannot be read so, as that function reads them."""
+    if depth > MAX_DEPTH:
+        raise NestingTooDeepError
+    parsed = items.get(id(raw))
+    if parsed is None:
+        parsed = parse_items(raw) if raw.length else []
+        if parsed is None:
+            return _raw_visits(raw, codec, in_code, out, depth)
+        items[id(raw)] = parsed
+    for _, elements in parsed:
+        last = -1
+        for key, held in elements.items():
+            tag = int(key)
+            if tag <= last:
+                raise Fallback  # visited in tag order by the general walk
+            last = tag
+            wanted = _TAG_WANTED.get(tag)
+            if wanted is None:
+                wanted = _tag_wanted(tag)
+            keyed = wanted == _WANTED or (wanted == _CODE_VALUE and in_code)
+            vr = held.VR
+            if not keyed and vr not in _WANTED_VRS:
+                continue
+            if vr == "SQ":
+                nested = element_keyword(tag) in _CODE_VALUE_SEQUENCES
+                if not _visits(held, codec, nested, out, items, depth + 1):
+                    return False
+                continue
+            text_vr = raw_vr(held)
+            values = read_values(held, text_vr, codec) if text_vr is not None else None
+            if text_vr is None or values is None or not is_canonical(held, text_vr, values, codec):
+                return False
+            out.append((text_vr, element_keyword(tag), tag, values, in_code))
+    return True
 
 
 # -- the plan ------------------------------------------------------------------------------
@@ -207,7 +251,9 @@ class _Follower:
         """:meth:`deid.plan._Planner._items`: plan each item of a kept sequence."""
         if raw.VR != "SQ" or raw.length == 0xFFFFFFFF or raw.value is None:
             raise Fallback
-        items = parse_items(raw) if raw.length else []
+        items = self.items.get(id(raw))
+        if items is None:
+            items = parse_items(raw) if raw.length else []
         if items is None:
             raise Fallback  # pydicom builds these items
         self.items[id(raw)] = items
