@@ -104,7 +104,9 @@ def deidentify_plain(engine: Deidentifier, data: bytes, bound: Limits) -> DeidRe
     if parsed is None:
         return None
     try:
-        return _Run(engine, parsed, bound).run()
+        run = _Run(engine, parsed, bound)
+        run.source = data
+        return run.run()
     except Exception:  # Fallback, or anything unexpected: the general path decides
         return None
 
@@ -120,6 +122,7 @@ class _Run:
         self.decisions: dict[tuple[object, int], Decision] = {}
         self.context: ApplyContext | None = None
         self.items: Items = {}
+        self.source = b""
 
     def run(self) -> DeidResult:
         from deid.engine import DeidResult, _for_verification, _skipped
@@ -197,33 +200,22 @@ class _Run:
 
     # -- writing --------------------------------------------------------------------------
 
-    def _write_top(self, plan: Plan) -> tuple[list[bytes], list[_Out], bool]:
-        """The data set's bytes (in chunks), what it holds, and whether the pixel data's
-        value is the last chunk."""
-        entries: dict[int, tuple[list[bytes], _Out | None]] = {}
-        for tag, raw in self.parsed.elements.items():
-            written = self._element((), int(tag), raw)
-            if written is not None:
-                entries[tag] = written
+    def _write_top(self, plan: Plan) -> tuple[list[bytes | memoryview], list[_Out], bool]:
+        """The data set's bytes (in chunks), what it holds, and whether it ends with the
+        pixel data's value."""
+        extras: dict[int, tuple[list[bytes], _Out | None]] = {}
         if plan.derived_age:
-            self._derive(entries)
+            self._derive(extras)
         for marker in _encoded_markers(_policy_key(self.policy), False, False):
             header = raw_header(marker, False)
             if header is None:
                 raise Fallback
-            entries[marker.tag] = ([header, marker.value or b""], None)
-        chunks: list[bytes] = []
-        top: list[_Out] = []
-        for tag in sorted(entries):
-            parts, out = entries[tag]
-            chunks.extend(parts)
-            if out is not None:
-                top.append(out)
-        pixel = self.parsed.elements.get(BaseTag(0x7FE00010))
-        last = bool(chunks) and pixel is not None and chunks[-1] is pixel.value
-        return chunks, top, last
+            extras[int(marker.tag)] = ([header, marker.value or b""], None)
+        chunks, top, last = self._level((), self.parsed.elements, self.source, extras)
+        return chunks, top, last == 0x7FE00010
 
     def _derive(self, entries: dict[int, tuple[list[bytes], _Out | None]]) -> None:
+        """Patient's Age where the input has none (written in tag order with the markers)."""
         from deid.actions import _dummy
 
         decision = self.decisions[((), 0x00101010)]
@@ -241,22 +233,23 @@ class _Run:
 
     def _element(
         self, path: tuple[tuple[int, int], ...], tag: int, raw: RawDataElement
-    ) -> tuple[list[bytes], _Out | None] | None:
-        """One element's bytes and content as the general path writes it; ``None``: removed."""
+    ) -> tuple[list[bytes], _Out] | bool:
+        """One element's bytes and content as the general path writes it; ``False``: removed,
+        ``True``: written as it was read (header and value, see :meth:`_level`)."""
         decision = self.decisions.get((path, tag))
         if decision is None:
             raise Fallback
         action, vr = decision.action, raw.VR
         if not tag & 0xFFFF and tag >> 16 > 6:
-            return None  # group lengths are not written (and are planned X)
+            return False  # group lengths are not written (and are planned X)
         if action is ActionCode.X:
-            return None
+            return False
         if vr == "SQ":
             return self._sequence(path, tag, raw, action)
         if path and (raw.value is None or tag == 0x7FE00010):
             raise Fallback  # pydicom writes such an item
         if action is ActionCode.K and not is_private_creator(tag):
-            return self._kept(path, tag, raw)
+            return self._kept(path, raw)
         if vr not in TEXT_VRS or vr != decision.vr:
             raise Fallback  # pydicom changes (or re-encodes) it
         values = read_values(raw, vr, self.codec)
@@ -277,25 +270,20 @@ class _Run:
         if data is None:
             raise Fallback
         if data == raw.value:
-            return self._kept(path, tag, raw)
+            return self._kept(path, raw)
         return self._fresh(tag, vr, data, None)
 
-    def _kept(
-        self, path: tuple[tuple[int, int], ...], tag: int, raw: RawDataElement
-    ) -> tuple[list[bytes], _Out]:
-        value = raw.value or b""
-        if path:
-            header = _header(tag, raw.VR, len(value))  # copied as it is, odd or not
-        else:
-            found = raw_header(raw, False)
-            if found is None:
-                raise Fallback  # (an odd length: pydicom pads it)
-            header = found
-        return [header, value], (tag, raw.VR, value, None, None)
+    @staticmethod
+    def _kept(path: tuple[tuple[int, int], ...], raw: RawDataElement) -> bool:
+        """A kept value: written with a header built from its length, which is the header it
+        was read with (see :meth:`_level`); at the top level an odd length is padded by
+        pydicom's writer (in items it is copied as it is)."""
+        if not path and raw.length % 2:
+            raise Fallback
+        return True
 
-    def _fresh(
-        self, tag: int, vr: str, data: bytes, decoded: str | None
-    ) -> tuple[list[bytes], _Out]:
+    @staticmethod
+    def _fresh(tag: int, vr: str, data: bytes, decoded: str | None) -> tuple[list[bytes], _Out]:
         """A value the general path holds re-encoded: ``decoded`` when pydicom holds it
         decoded (verification reads its text), else raw."""
         if vr not in LONG_VRS and len(data) > 0xFFFF:
@@ -325,7 +313,8 @@ class _Run:
                 removed = self.decisions.get((step, ITEM_TAG))
                 if removed is not None and removed.action is ActionCode.X:
                     continue
-                body, level = self._item(step, elements)
+                body_chunks, level, _ = self._level(step, elements, raw.value, {})
+                body = b"".join(body_chunks)
                 if undefined:
                     parts += [_ITEM, _UNDEFINED_LENGTH, body, _ITEM_DELIMITER]
                 else:
@@ -337,23 +326,77 @@ class _Run:
         header = _SEQUENCE_HEADER.pack(tag >> 16, tag & 0xFFFF, b"SQ\x00\x00", len(content))
         return [header, content], (tag, "SQ", None, None, items_out)
 
-    def _item(
-        self, path: tuple[tuple[int, int], ...], elements: Level
-    ) -> tuple[bytes, list[_Out]]:
-        chunks: list[bytes] = []
-        level: list[_Out] = []
+    def _level(
+        self,
+        path: tuple[tuple[int, int], ...],
+        elements: Level,
+        source: bytes,
+        extras: dict[int, tuple[list[bytes], _Out | None]],
+    ) -> tuple[list[bytes | memoryview], list[_Out], int]:
+        """One level's bytes in tag order (``extras``: elements written in, replacing any of
+        the same tag), what it holds, and the tag written last.
+
+        Elements written as they were read are copied from ``source`` (the bytes their offsets
+        point into) in runs: their header, rebuilt from tag, VR and length as the general path
+        does, is the one they were read with (a 4-byte length's two reserved bytes zero)."""
+        view = memoryview(source)
+        chunks: list[bytes | memoryview] = []
+        outs: list[_Out] = []
+        pending = sorted(extras)
+        next_extra = pending[0] if pending else _NO_TAG
+        run_start = run_end = -1
         last = -1
         for key, raw in elements.items():
             tag = int(key)
             if tag <= last:
-                raise Fallback  # pydicom writes items in tag order
+                raise Fallback  # written in tag order by the general path
+            while next_extra <= tag:
+                if run_end >= 0:
+                    chunks.append(view[run_start:run_end])
+                    run_start = run_end = -1
+                chunks.extend(extras[next_extra][0])
+                out = extras[next_extra][1]
+                if out is not None:
+                    outs.append(out)
+                last_extra, next_extra = next_extra, _next(pending)
+                last = last_extra
+            if tag == last:
+                continue  # replaced by an extra
             last = tag
             written = self._element(path, tag, raw)
-            if written is not None:
-                chunks.extend(written[0])
-                if written[1] is not None:
-                    level.append(written[1])
-        return b"".join(chunks), level
+            if written is False:
+                continue
+            if written is True:
+                vr = raw.VR
+                long = vr in LONG_VRS
+                start = raw.value_tell - (12 if long else 8)
+                if long and source[start + 6 : start + 8] != b"\x00\x00":
+                    if run_end >= 0:
+                        chunks.append(view[run_start:run_end])
+                        run_start = run_end = -1
+                    chunks += [_header(tag, vr, raw.length), raw.value or b""]
+                elif start == run_end:
+                    run_end = raw.value_tell + raw.length
+                else:
+                    if run_end >= 0:
+                        chunks.append(view[run_start:run_end])
+                    run_start, run_end = start, raw.value_tell + raw.length
+                outs.append((tag, vr, raw.value or b"", None, None))
+                continue
+            if run_end >= 0:
+                chunks.append(view[run_start:run_end])
+                run_start = run_end = -1
+            chunks.extend(written[0])
+            outs.append(written[1])
+        if run_end >= 0:
+            chunks.append(view[run_start:run_end])
+        while next_extra != _NO_TAG:
+            chunks.extend(extras[next_extra][0])
+            out = extras[next_extra][1]
+            if out is not None:
+                outs.append(out)
+            last, next_extra = next_extra, _next(pending)
+        return chunks, outs, last
 
     # -- verification ---------------------------------------------------------------------
 
@@ -462,6 +505,15 @@ class _Held:
 
     def __init__(self, value: bytes | None) -> None:
         self.value = value
+
+
+_NO_TAG = 1 << 33
+
+
+def _next(pending: list[int]) -> int:
+    """The next tag of ``pending`` (consumed from the front); past the last, ``_NO_TAG``."""
+    pending.pop(0)
+    return pending[0] if pending else _NO_TAG
 
 
 def _header(tag: int, vr: str, length: int) -> bytes:
