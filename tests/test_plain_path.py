@@ -27,6 +27,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 import deid.fastpath
+from deid.fastpath import _meta_bytes
 from deid import Deidentifier, ResidualPhiError
 from deid.codes import ProfileOption
 from deid.encoding import _file_meta_bytes
@@ -303,11 +304,17 @@ def test_the_result_dataset_is_read_from_the_output(monkeypatch) -> None:
     assert repr(result).startswith(f"DeidResult(data=<{len(result.data)} bytes>, audit=")
 
 
-def test_the_file_meta_bytes_are_those_of_the_general_writer() -> None:
-    meta = file_meta_for("1.2.840.10008.5.1.4.1.1.2", "2.25.123", ExplicitVRLittleEndian)
-    header = _file_meta_bytes(meta)
-    assert header is not None
-    assert header[:12] == struct.pack("<HH2sHL", 2, 0, b"UL", 4, len(header) - 12)
+@pytest.mark.parametrize(
+    "uids",
+    [
+        ("1.2.840.10008.5.1.4.1.1.2", "2.25.123"),
+        ("1.2.840.10008.5.1.4.1.1.4", "2.25.1234"),
+        ("1.2.840.10008.5.1.4.1.1.7 ", " 1.2.3.4.5"),
+    ],
+)
+def test_the_file_meta_bytes_are_those_of_the_general_writer(uids: tuple[str, str]) -> None:
+    meta = file_meta_for(*uids, ExplicitVRLittleEndian)
+    assert _meta_bytes(*uids) == _file_meta_bytes(meta)
 
 
 @settings(

@@ -36,10 +36,16 @@ from deid.audit import AuditRecord
 from deid.burnedin import needs_prescreen, pixel_pass_reason
 from deid.codes import ActionCode, Outcome, ProfileOption
 from deid.decisions import ITEM_TAG, Decision, Plan
-from deid.encoding import LONG_VRS, _file_meta_bytes, raw_header
+from deid.encoding import LONG_VRS, raw_header
 from deid.fastplan import Fallback, Items, collect_plain, plan_plain
 from deid.identifiers import Identifiers
-from deid.markers import MARKER_LOCATIONS, _encoded_markers, _policy_key, file_meta_for
+from deid.markers import (
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+    MARKER_LOCATIONS,
+    _encoded_markers,
+    _policy_key,
+)
 from deid.rawitems import parse_items
 from deid.rawtree import EXPLICIT_LITTLE, Level, RawFile, parse_part10, to_dataset
 from deid.tags import is_private_creator
@@ -157,10 +163,7 @@ class _Run:
         sop_instance = _single_uid(top, _SOP_INSTANCE)
         if sop_class is None or sop_instance is None:
             raise Fallback
-        meta = file_meta_for(sop_class, sop_instance, UID(EXPLICIT_LITTLE))
-        header = _file_meta_bytes(meta)
-        if header is None:
-            raise Fallback
+        header = _meta_bytes(sop_class, sop_instance)
         data = b"".join([b"\x00" * 128, b"DICM", header, *body])
         if engine.verify:
             meta_texts = [str(UID(sop_class)), str(UID(sop_instance)), EXPLICIT_LITTLE]
@@ -508,6 +511,28 @@ class _Held:
 
 
 _NO_TAG = 1 << 33
+
+
+def _meta_bytes(sop_class_uid: str, sop_instance_uid: str) -> bytes:
+    """The new File Meta Information group as the general path writes it
+    (:func:`deid.markers.new_file_meta` written by :func:`deid.encoding._file_meta_bytes`)."""
+    parts: list[bytes] = []
+    for tag, vr, value in (
+        (0x00020002, "UI", sop_class_uid),
+        (0x00020003, "UI", sop_instance_uid),
+        (0x00020010, "UI", EXPLICIT_LITTLE),
+        (0x00020012, "UI", IMPLEMENTATION_CLASS_UID),
+        (0x00020013, "SH", IMPLEMENTATION_VERSION_NAME),
+    ):
+        data = encode_values(str(UID(value)) if vr == "UI" else value, vr, "iso8859")
+        if not data:
+            raise Fallback  # (an empty UID fails pydicom's validation: the general path)
+        parts += [_header(tag, vr, len(data)), data]
+    body = _META_VERSION + b"".join(parts)
+    return _header(0x00020000, "UL", 4) + _LENGTH.pack(len(body)) + body
+
+
+_META_VERSION = struct.pack("<HH2s2xL", 0x0002, 0x0001, b"OB", 2) + b"\x00\x01"
 
 
 def _next(pending: list[int]) -> int:

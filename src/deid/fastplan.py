@@ -34,7 +34,7 @@ from deid.plan import _Planner, _Site, finish_plan, start_plan
 from deid.plancache import CREATOR, FIXED, PRIVATE, PUBLIC, SEQUENCE, UID, Context, PlanCache
 from deid.policy import Policy
 from deid.private import creators
-from deid.rawitems import MAX_DEPTH, NestingTooDeepError, as_if_converted, parse_items
+from deid.rawitems import MAX_DEPTH, NestingTooDeepError, parse_items
 from deid.rawtree import Level, RawFile
 from deid.tags import element_keyword, is_private_creator, keyword_of, normalise_creator
 from deid.values import is_canonical, level_codec, raw_vr, read_values
@@ -86,7 +86,8 @@ def _walk(collector: _Collector, ds: Dataset, level: Level, codec: str, items: I
                     raise Fallback  # pydicom reads the items
             except NestingTooDeepError:
                 raise Fallback from None
-            as_if_converted(ds)
+            # (The general walk also converts Pixel Representation here, which cannot fail:
+            # the fast path takes only a plain 2-byte US one.)
             for visit in visits:
                 try:
                     collector._visit_values(*visit)

@@ -226,9 +226,11 @@ def get_value(ds: Dataset, keyword: str) -> Any:
     """``ds.get(keyword)``: a single text value read raw where pydicom would write it back
     unchanged (see :func:`is_canonical`), else pydicom's own value (converted, as ever)."""
     tag = tag_for_keyword(keyword)
-    held: object = stored(ds, tag) if tag is not None else None
-    if tag is None or held is None:
+    if tag is None:
         return ds.get(keyword)
+    held: object = stored(ds, tag)
+    if held is None:
+        return None  # what ds.get gives for an absent element, without its lookups
     if isinstance(held, RawDataElement) and fast_reading():
         vr = raw_vr(held)
         codec = level_codec(ds) if vr is not None else None
