@@ -96,3 +96,29 @@ def test_odd_cases_take_pydicoms_path() -> None:
     assert read_values(big, "LO", "latin_1") is None
     assert encode_values([1, 2], "LO", "latin_1") is None
     assert encode_values("\u4e2d", "LO", "latin_1") is None
+
+
+@pytest.mark.parametrize(
+    ("tag", "vr", "value"),
+    [
+        (0x00280010, "US", b"\x00\x02"),  # Rows 512
+        (0x00280011, "US", b"\xff\xff"),
+        (0x00280010, "US", b"\x01\x00\x02\x00"),  # two values: pydicom's MultiValue
+        (0x00280010, "US", b""),
+        (0x00100020, "LO", b"PID 1 "),
+    ],
+)
+def test_get_value_equals_pydicom(tag: int, vr: str, value: bytes) -> None:
+    from pydicom.dataset import Dataset
+
+    from deid.tags import keyword_of
+    from deid.values import get_value
+
+    ds = Dataset()
+    ds._dict[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, len(value), value, 0, False, True)
+    keyword = keyword_of(tag)
+    expected = Dataset()
+    expected._dict[BaseTag(tag)] = ds._dict[BaseTag(tag)]
+    assert get_value(ds, keyword) == expected.get(keyword)
+    assert type(get_value(ds, keyword)) is type(expected.get(keyword))
+    assert get_value(ds, "PatientAge") is None  # absent: what ds.get gives

@@ -16,8 +16,9 @@ from operator import attrgetter
 
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 
-from deid.codes import ActionCode
+from deid.codes import ActionCode, ProfileOption, Rule
 from deid.decisions import Decision, Plan, Step, is_well_known_uid
 from deid.identifiers import (
     _CODE_VALUE,
@@ -30,8 +31,18 @@ from deid.identifiers import (
     _raw_visits,
     _tag_wanted,
 )
-from deid.plan import _Planner, _Site, finish_plan, start_plan
-from deid.plancache import CREATOR, FIXED, PRIVATE, PUBLIC, SEQUENCE, UID, Context, PlanCache
+from deid.plan import LOCAL_CODE_REASON, _Planner, _Site, finish_plan, start_plan
+from deid.plancache import (
+    CREATOR,
+    FIXED,
+    PRIVATE,
+    PUBLIC,
+    SEQUENCE,
+    UID,
+    Context,
+    PlanCache,
+    SequenceChoice,
+)
 from deid.policy import Policy
 from deid.private import creators
 from deid.rawitems import MAX_DEPTH, NestingTooDeepError, parse_items
@@ -148,6 +159,7 @@ def _visits(
 
 
 _VR = attrgetter("VR")
+_SCHEME = BaseTag(0x00080102)  # Coding Scheme Designator
 
 
 def plan_plain(
@@ -205,11 +217,14 @@ class _Follower:
                 known = self._well_known(raw)
                 out.append(op[2].known if known else op[2].remap)  # type: ignore[attr-defined]
             elif kind == SEQUENCE:
-                choice = op[1]
-                out.append(choice.decision)  # type: ignore[attr-defined]
-                self._items(raw, path, tags, op[2], choice.items)  # type: ignore[attr-defined,arg-type]
+                choice: SequenceChoice = op[1]  # type: ignore[assignment]
+                tag: int = op[2]  # type: ignore[assignment]
+                out.append(choice.decision)
+                if choice.local_codes:
+                    self._local_codes(raw, path, tag)
+                self._items(raw, path, tags, tag, choice.items)
             else:
-                tag, vr = op[1], op[2]
+                tag, vr = op[1], op[2]  # type: ignore[assignment]
                 site = _Site(self.top, path, tags, tag, keyword_of(tag), vr)  # type: ignore[arg-type]
                 if kind == PUBLIC:
                     if path:
@@ -250,6 +265,11 @@ class _Follower:
         ctx: Context,
     ) -> None:
         """:meth:`deid.plan._Planner._items`: plan each item of a kept sequence."""
+        for index, (_, elements) in enumerate(self._parsed(raw)):
+            self.level(elements, (*path, (tag, index)), (*tags, tag), ctx)
+
+    def _parsed(self, raw: RawDataElement) -> list[tuple[bool, Level]]:
+        """A kept sequence's items as the planner reads them (:func:`convert_sequence`)."""
         if raw.VR != "SQ" or raw.length == 0xFFFFFFFF or raw.value is None:
             raise Fallback
         items = self.items.get(id(raw))
@@ -258,8 +278,28 @@ class _Follower:
         if items is None:
             raise Fallback  # pydicom builds these items
         self.items[id(raw)] = items
-        for index, (_, elements) in enumerate(items):
-            self.level(elements, (*path, (tag, index)), (*tags, tag), ctx)
+        return items
+
+    def _local_codes(self, raw: RawDataElement, path: tuple[Step, ...], tag: int) -> None:
+        """:meth:`deid.plan._Planner._local_codes`: items of private coding schemes go."""
+        for index, (_, elements) in enumerate(self._parsed(raw)):
+            scheme = elements.get(_SCHEME)
+            if scheme is None:
+                continue
+            if scheme.VR != "SH":
+                raise Fallback
+            values = read_values(scheme, "SH", self.codec)
+            if values is None:
+                raise Fallback
+            if len(values) == 1 and (values[0].startswith("99") or values[0].strip() == "L"):
+                self.planner._item_decision(
+                    (*path, (tag, index)),
+                    ActionCode.X,
+                    ActionCode.C,
+                    Rule.CONTEXT,
+                    LOCAL_CODE_REASON,
+                    ProfileOption.CLEAN_DESCRIPTORS,
+                )
 
     def _well_known(self, raw: RawDataElement) -> bool:
         """:meth:`deid.plan._Planner._uid_choice`: every value a well-known UID."""

@@ -209,6 +209,8 @@ class _Planner:
                     else:
                         out.append(cached.decision)
                         site = _Site(ds, path, tags, tag, cached.decision.keyword, vr)
+                        if cached.local_codes:
+                            self._local_codes(site)
                         self._items(site, cached.items)
                     if ops is not None:
                         _note(ops, cached, tag, vr)
@@ -277,6 +279,8 @@ class _Planner:
                 tag, vr = op[2], op[3]
                 out.append(choice.decision)
                 site = _Site(ds, path, tags, tag, choice.decision.keyword, vr)  # type: ignore[arg-type]
+                if choice.local_codes:
+                    self._local_codes(site)
                 self._items(site, choice.items)
             else:
                 tag, vr = op[1], op[2]
@@ -318,12 +322,17 @@ class _Planner:
         start = len(self.out)
         self._clear_notes()
         self._public_decide(site, ctx)
-        if len(self.out) == start + 1 and not self._valued and len(level) < LEVEL_LIMIT:
+        # One decision, or (local codes read) a kept sequence's decision and its items'.
+        alone = len(self.out) == start + 1 and not self._valued
+        local = self._valued and self._descend is not None and self._choice is None
+        if local:
+            local = all(d.tag == ITEM_TAG for d in self.out[start + 1 :])
+        if (alone or local) and len(level) < LEVEL_LIMIT:
             entry: Decision | UidChoice | SequenceChoice = self.out[start]
             if self._choice is not None:
                 entry = self._choice
             elif self._descend is not None:
-                entry = SequenceChoice(self.out[start], self._descend)
+                entry = SequenceChoice(self.out[start], self._descend, local)
             level[(site.tag, site.vr)] = entry
         self._descend_into(site)
 
@@ -555,7 +564,7 @@ class _Planner:
         for index, item in enumerate(site.ds[site.tag].value or ()):
             scheme = item.get("CodingSchemeDesignator")
             if isinstance(scheme, str) and (scheme.startswith("99") or scheme.strip() == "L"):
-                reason = "local code (private coding scheme) removed: Clean Descriptors"
+                reason = LOCAL_CODE_REASON
                 self._item_decision(
                     (*site.path, (site.tag, index)),
                     ActionCode.X,
@@ -609,6 +618,7 @@ class _Planner:
 
 
 _WELL_KNOWN = "well-known UID of the standard: never remapped"
+LOCAL_CODE_REASON = "local code (private coding scheme) removed: Clean Descriptors"
 _VR = attrgetter("VR")
 
 

@@ -33,10 +33,12 @@ class UidChoice:
 
 @dataclass(frozen=True, slots=True)
 class SequenceChoice:
-    """A kept sequence's decision and the context its items are planned in."""
+    """A kept sequence's decision and the context its items are planned in; ``local_codes``:
+    its items of private coding schemes are removed (Clean Descriptors), read per object."""
 
     decision: Decision
     items: Context
+    local_codes: bool = False
 
 
 #: Per data set level (sequence path and context), then per tag and VR: the decision, or
@@ -51,8 +53,8 @@ LEVEL_LIMIT = 500
 #: decision and plans its items; ``(PRIVATE, tag, vr)`` decides a private element (its block's
 #: creator and the object's Private Data Element Characteristics are read per object);
 #: ``(CREATOR, tag, vr)`` is a private creator, decided after its level; ``(PUBLIC, tag, vr)``
-#: is a public element whose decision reads a value (local codes under Clean Descriptors),
-#: decided per object.
+#: is a public element decided per object (one whose place's level is full). A code sequence
+#: under Clean Descriptors is a ``SEQUENCE`` step whose choice reads its local codes.
 FIXED, UID, SEQUENCE, PRIVATE, CREATOR, PUBLIC = range(6)
 Op = tuple[object, ...]
 Template = tuple[Op, ...]

@@ -233,6 +233,10 @@ def get_value(ds: Dataset, keyword: str) -> Any:
         return None  # what ds.get gives for an absent element, without its lookups
     if isinstance(held, RawDataElement) and fast_reading():
         vr = raw_vr(held)
+        if vr is None and held.VR == "US" and held.length == 2 and held.is_little_endian:
+            value = held.value
+            if value is not None and len(value) == 2:
+                return int.from_bytes(value, "little")  # pydicom's one US value
         codec = level_codec(ds) if vr is not None else None
         if vr is not None and codec is not None:
             values = read_values(held, vr, codec)
