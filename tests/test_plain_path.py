@@ -366,3 +366,14 @@ def test_parse_part10_refuses_what_it_does_not_know() -> None:
     assert parse_part10(data + b"\x00\x00") is None  # stray bytes after the last element
     assert parse_part10(b"\x00" * 128 + b"DICX" + data[132:]) is None
     assert parse_part10(Path(__file__).read_bytes()) is None
+
+
+def test_a_kept_private_creator_is_written_as_pydicom_rewrites_it(monkeypatch) -> None:
+    """The general planner reads creators through pydicom, which re-encodes a kept one on
+    writing (trailing NULs become the usual padding): the fast path writes the same bytes."""
+    spy = _Spy(monkeypatch)
+    data = _patch_value(_variants()["latin-1"], 0x00190010, b"GEMS_ACQU_01\x00\x00")
+    got = _Pair(load_policy("upload")).check(data)
+    assert isinstance(got[0], bytes)
+    assert b"GEMS_ACQU_01\x00\x00" not in got[0] and b"GEMS_ACQU_01" in got[0]
+    assert spy.fast == 1

@@ -93,6 +93,7 @@ _SEQUENCE_HEADER = struct.Struct("<HH4sL")
 _SHORT_HEADER = struct.Struct("<HH2sH")
 _LONG_HEADER = struct.Struct("<HH2s2xL")
 _MIN_PIXELS = 64
+_KEEP = ActionCode.K
 _KEEPS_ITEMS = frozenset({ActionCode.K, ActionCode.C, ActionCode.D, ActionCode.U})
 _CHANGES_TEXT = frozenset({ActionCode.Z, ActionCode.D, ActionCode.C, ActionCode.U})
 
@@ -343,6 +344,8 @@ class _Run:
         point into) in runs: their header, rebuilt from tag, VR and length as the general path
         does, is the one they were read with (a 4-byte length's two reserved bytes zero)."""
         view = memoryview(source)
+        decisions = self.decisions
+        top = not path
         chunks: list[bytes | memoryview] = []
         outs: list[_Out] = []
         pending = sorted(extras)
@@ -366,11 +369,24 @@ class _Run:
             if tag == last:
                 continue  # replaced by an extra
             last = tag
-            written = self._element(path, tag, raw)
+            # The common case inline: a kept value (not a sequence, creator or group length).
+            decision = decisions.get((path, tag))
+            vr = raw.VR
+            if (
+                decision is not None
+                and decision.action is _KEEP
+                and vr != "SQ"
+                and tag & 0xFFFF
+                and not (tag & 0x10000 and (tag & 0xFFFF) <= 0xFF)
+                and raw.value is not None
+                and (top and not raw.length % 2 or not top and tag != 0x7FE00010)
+            ):
+                written: tuple[list[bytes], _Out] | bool = True
+            else:
+                written = self._element(path, tag, raw)
             if written is False:
                 continue
             if written is True:
-                vr = raw.VR
                 long = vr in LONG_VRS
                 start = raw.value_tell - (12 if long else 8)
                 if long and source[start + 6 : start + 8] != b"\x00\x00":

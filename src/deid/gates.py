@@ -29,7 +29,7 @@ from deid.errors import RejectedError
 from deid.markers import transfer_syntax
 from deid.policy import Policy
 from deid.structured import CONTENT_SEQUENCE, has_content, uncleanable_content
-from deid.values import get_value
+from deid.values import get_strings, get_value
 
 #: Modalities whose images usually carry burned-in text (annotations, screens, banners).
 RISKY_MODALITIES = frozenset(
@@ -56,8 +56,9 @@ def has_pixels(ds: Dataset) -> bool:
 
 def image_type(ds: Dataset) -> list[str]:
     """Image Type's values, stripped and upper case, read without converting the element."""
-    raw = get_value(ds, "ImageType") or []
-    values = [raw] if isinstance(raw, str) else [str(v) for v in raw]
+    values = get_strings(ds, "ImageType") or []
+    if values == [""]:
+        return []  # (one empty value: pydicom's "", read as no value)
     return [v.strip().upper() for v in values]
 
 
@@ -159,7 +160,7 @@ def check_structure(ds: Dataset) -> None:
             RejectReason.INVALID_DATASET, "SOP Class or Instance UID unreadable"
         ) from None
     meta = getattr(ds, "file_meta", None)
-    meta_class = str(meta.get("MediaStorageSOPClassUID", "") or "") if meta is not None else ""
+    meta_class = str(get_value(meta, "MediaStorageSOPClassUID") or "") if meta is not None else ""
     if MediaStorageDirectoryStorage in (sop_class, meta_class.strip()):
         raise RejectedError(
             RejectReason.UNSUPPORTED_SOP_CLASS,

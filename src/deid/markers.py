@@ -163,7 +163,7 @@ def _encoded_markers(
 def transfer_syntax(ds: Dataset) -> UID:
     """The transfer syntax to write: the input's own, else what its encoding was."""
     meta = getattr(ds, "file_meta", None)
-    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    ts = get_value(meta, "TransferSyntaxUID") if meta is not None else None
     if ts:
         return UID(str(ts))
     implicit, little = ds.original_encoding

@@ -41,6 +41,7 @@ __all__ = [
     "TEXT_VRS",
     "encode_values",
     "fast_reading",
+    "get_strings",
     "get_value",
     "is_canonical",
     "level_codec",
@@ -243,6 +244,24 @@ def get_value(ds: Dataset, keyword: str) -> Any:
             if values is not None and len(values) == 1 and is_canonical(held, vr, values, codec):
                 return values[0]
     return peek(ds, tag).value
+
+
+def get_strings(ds: Dataset, keyword: str) -> list[str] | None:
+    """Every value of a text element as pydicom's conversion holds them (``None``: absent),
+    read raw where pydicom would write them back unchanged (see :func:`get_value`)."""
+    tag = tag_for_keyword(keyword)
+    held = stored(ds, tag) if tag is not None else None
+    if isinstance(held, RawDataElement) and fast_reading():
+        vr = raw_vr(held)
+        codec = level_codec(ds) if vr is not None else None
+        if vr is not None and codec is not None:
+            values = read_values(held, vr, codec)
+            if values is not None and is_canonical(held, vr, values, codec):
+                return values
+    value = get_value(ds, keyword)
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
 def peek(ds: Dataset, tag: int) -> DataElement:
