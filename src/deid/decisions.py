@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from operator import attrgetter
 
 from pydicom.uid import UID_dictionary  # type: ignore[attr-defined]
 
@@ -67,7 +68,7 @@ class Plan:
 
     def counts(self) -> dict[str, int]:
         """Number of decisions per action (``D*``/``Z*``: keyed pseudonyms)."""
-        pairs = Counter((d.action, d.pseudonym) for d in self.decisions)
+        pairs = Counter(map(_ACTION_PSEUDONYM, self.decisions))
         counter: Counter[str] = Counter()
         for (action, pseudonym), count in pairs.items():
             counter[action.value + ("*" if pseudonym else "")] += count
@@ -84,6 +85,9 @@ class Plan:
         iod = self.iod or "IOD unknown"
         head = f"# SOP Class {self.sop_class_uid} ({iod}); policy {self.policy.name}"
         return [head, "location\tkeyword\tVR\taction\twhy", *(d.explain() for d in self.decisions)]
+
+
+_ACTION_PSEUDONYM = attrgetter("action", "pseudonym")
 
 
 def is_well_known_uid(value: str) -> bool:

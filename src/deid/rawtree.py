@@ -98,5 +98,7 @@ def to_dataset(parsed: RawFile) -> Dataset:
     if charset is not None:  # as dcmread reads it: the element itself stays raw
         encoding = convert_encodings(convert_raw_data_element(charset).value)
     ds.set_original_encoding(False, True, encoding)
-    ds.file_meta = FileMetaDataset(dict(parsed.meta))
+    meta = FileMetaDataset()
+    meta._dict.update(parsed.meta)  # (group 0002 elements only: read so)
+    ds.file_meta = meta
     return ds
