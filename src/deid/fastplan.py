@@ -44,7 +44,6 @@ from deid.plancache import (
     SequenceChoice,
 )
 from deid.policy import Policy
-from deid.private import creators
 from deid.rawitems import MAX_DEPTH, NestingTooDeepError, parse_items
 from deid.rawtree import Level, RawFile
 from deid.tags import element_keyword, is_private_creator, keyword_of, normalise_creator
@@ -234,7 +233,7 @@ class _Follower:
                     creator_sites.append(site)
                 elif kind == PRIVATE:
                     if level_creators is None:
-                        level_creators = creators(self.top) if not path else _creators(elements)
+                        level_creators = _creators(elements)
                     verdict = planner.private.decide(site.tag, level_creators)
                     planner.add(
                         site,
@@ -252,8 +251,6 @@ class _Follower:
                     raise Fallback
         if index != len(raws):
             raise Fallback
-        if creator_sites and level_creators is None and not path:
-            creators(self.top)  # what planning the level reads, as it reads it
         planner._creators(creator_sites, kept_blocks)
 
     def _items(
@@ -312,7 +309,8 @@ class _Follower:
 
 
 def _creators(elements: Level) -> dict[tuple[int, int], str]:
-    """:func:`deid.private.creators` of an item's raw elements (single-value LO creators)."""
+    """:func:`deid.private.creators` of one level's raw elements (single-value ASCII LO
+    creators; anything else is read by pydicom: the general path)."""
     found: dict[tuple[int, int], str] = {}
     for key, raw in elements.items():
         tag = int(key)

@@ -104,6 +104,7 @@ class _Planner:
         self.policy = policy
         self.levels = cache.levels
         self.templates = cache.templates
+        self.meta = cache.meta
         self.options = policy.options
         self.sop_class_uid = sop_class_uid
         self.table = confidentiality_table()
@@ -152,9 +153,20 @@ class _Planner:
     # -- entry points -----------------------------------------------------------------
 
     def plan_file_meta(self, meta: Dataset) -> None:
-        for base_tag, held in list(meta.items()):
-            tag = int(base_tag)
-            vr, keyword = held_vr(held, tag), keyword_of(tag)
+        elements = list(meta.items())
+        key = tuple((int(tag), held_vr(held, int(tag))) for tag, held in elements)
+        known = self.meta.get(key)
+        if known is not None:
+            self.out.extend(known)  # decided from tags and VRs alone
+            return
+        start = len(self.out)
+        self._plan_file_meta(key)
+        if len(self.meta) < LEVELS_LIMIT:
+            self.meta[key] = tuple(self.out[start:])
+
+    def _plan_file_meta(self, elements: tuple[tuple[int, str], ...]) -> None:
+        for tag, vr in elements:
+            keyword = keyword_of(tag)
             row = self.table.lookup(tag)
             code, option = row.code_for(self.options) if row else (ActionCode.X, None)
             if row is not None and tag == 0x00020003:

@@ -68,8 +68,11 @@ class PlanCache:
     or what completes it. ``templates``: per level *and its exact list of tags and VRs*, the
     whole level as a list of steps, so a series whose objects share their structure plans a
     level without deciding each element again. Keys hold tags, VRs and sequence indices only,
-    never a value. Both are bounded by LEVELS_LIMIT entries.
+    never a value. ``meta``: the decisions of a File Meta Information group, per its tags and
+    VRs. All are bounded by LEVELS_LIMIT entries.
     """
 
     levels: dict[tuple[object, ...], Level] = field(default_factory=dict)
     templates: dict[tuple[object, ...], Template] = field(default_factory=dict)
+    #: Per File Meta Information group (its tags and VRs): its decisions.
+    meta: dict[tuple[tuple[int, str], ...], tuple[Decision, ...]] = field(default_factory=dict)

@@ -138,7 +138,17 @@ def keyword_of(tag: int) -> str:
     entry = DicomDictionary.get(tag)
     if entry is not None:
         return entry[4]
-    return keyword_for_tag(tag)
+    keyword = _OTHER_KEYWORDS.get(tag)
+    if keyword is None:
+        keyword = keyword_for_tag(tag)  # repeating groups, or '' (private, unknown)
+        if len(_OTHER_KEYWORDS) < _OTHER_KEYWORDS_LIMIT:
+            _OTHER_KEYWORDS[tag] = keyword
+    return keyword
+
+
+# keyword_for_tag of tags not in the main dictionary (tags only; bounded).
+_OTHER_KEYWORDS: dict[int, str] = {}
+_OTHER_KEYWORDS_LIMIT = 50_000
 
 
 def element_keyword(tag: int) -> str:
