@@ -28,6 +28,7 @@ _USERS = (
     "deid.verify",
     "deid.encoding",
     "deid.rawitems",
+    "deid.fastpath",
 )
 
 

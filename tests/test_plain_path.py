@@ -27,11 +27,11 @@ from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 import deid.fastpath
-from deid.fastpath import _meta_bytes
 from deid import Deidentifier, ResidualPhiError
 from deid.codes import ProfileOption
 from deid.encoding import _file_meta_bytes
 from deid.errors import DeidError
+from deid.fastpath import _meta_bytes
 from deid.markers import file_meta_for
 from deid.policy import Policy, load_policy
 from deid.rawtree import parse_part10

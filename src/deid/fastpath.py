@@ -24,7 +24,6 @@ rejects and reports as ever. Nothing is written, logged or raised with a value h
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from pydicom.dataelem import RawDataElement
@@ -37,12 +36,11 @@ from deid.burnedin import needs_prescreen, pixel_pass_reason
 from deid.codes import ActionCode, Outcome, ProfileOption
 from deid.decisions import ITEM_TAG, Decision, Plan
 from deid.encoding import LONG_VRS, raw_header
-from deid.fastplan import Fallback, Items, collect_plain, plan_plain
-from deid.identifiers import Identifiers
+from deid.fastplan import FallbackError, Items, collect_plain, plan_plain
+from deid.fastverify import AsRaw, Out, Output, verify_plain
 from deid.markers import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
-    MARKER_LOCATIONS,
     _encoded_markers,
     _policy_key,
 )
@@ -50,27 +48,14 @@ from deid.rawitems import parse_items
 from deid.rawtree import EXPLICIT_LITTLE, Level, RawFile, parse_part10, to_dataset
 from deid.tags import is_private_creator
 from deid.values import TEXT_VRS, encode_values, fast_reading, level_codec, read_values, value_of
-from deid.verify import (
-    _MAX_PLAIN,
-    _NOT_PLAIN,
-    _NOT_SEARCHED,
-    _ignored_here,
-    _plain_held_cs,
-    _raw_hits,
-    _regions,
-    _search,
-    _Searches,
-    _simple_charset,
-    _textual,
-)
+from deid.verify import _simple_charset
 
 if TYPE_CHECKING:
     from deid.actions import ApplyContext
-    from deid.engine import DeidResult, Deidentifier
+    from deid.engine import Deidentifier, DeidResult
     from deid.limits import Limits
 
 __all__ = ["deidentify_plain"]
-
 
 
 _CHARSET = 0x00080005
@@ -97,10 +82,6 @@ _KEEP = ActionCode.K
 _KEEPS_ITEMS = frozenset({ActionCode.K, ActionCode.C, ActionCode.D, ActionCode.U})
 _CHANGES_TEXT = frozenset({ActionCode.Z, ActionCode.D, ActionCode.C, ActionCode.U})
 
-# What the output holds, for verification: (tag, vr, raw bytes or None, decoded text or None,
-# items or None) per element; items are lists of such levels.
-_Out = tuple[int, str, bytes | None, str | None, "list[list[_Out]] | None"]
-
 
 def deidentify_plain(engine: Deidentifier, data: bytes, bound: Limits) -> DeidResult | None:
     """The result :meth:`~deid.Deidentifier.deidentify_bytes` gives for ``data``, computed
@@ -114,7 +95,7 @@ def deidentify_plain(engine: Deidentifier, data: bytes, bound: Limits) -> DeidRe
         run = _Run(engine, parsed, bound)
         run.source = data
         return run.run()
-    except Exception:  # Fallback, or anything unexpected: the general path decides
+    except Exception:  # FallbackError, or anything unexpected: the general path decides
         return None
 
 
@@ -139,20 +120,20 @@ class _Run:
         gates.check(ds, policy)
         self.bound.check_header(ds)
         if pixel_pass_reason(ds, policy) or needs_prescreen(ds, policy):
-            raise Fallback
+            raise FallbackError
         codec = level_codec(ds)
         if codec is None:
-            raise Fallback
+            raise FallbackError
         self.codec = codec
         # How verification reads raw text at every level (items inherit the character set).
         self.search_codec = None if _simple_charset(ds) else codec
         if any(tag in elements for tag in (*_MERGED_MARKERS, _CONTENT_SEQUENCE)):
-            raise Fallback
+            raise FallbackError
         if _PRIVATE_CHARACTERISTICS in elements:
-            raise Fallback
+            raise FallbackError
         pixel_rep = elements.get(BaseTag(_PIXEL_REPRESENTATION))
         if pixel_rep is not None and (pixel_rep.VR != "US" or pixel_rep.length != 2):
-            raise Fallback
+            raise FallbackError
         identifiers = collect_plain(ds, self.parsed, codec, self.items)
         plan = plan_plain(ds, self.parsed, policy, engine._plan_cache, codec, self.items)
         self.bound.check_depth(plan)
@@ -163,15 +144,20 @@ class _Run:
         sop_class = _single_uid(top, _SOP_CLASS)
         sop_instance = _single_uid(top, _SOP_INSTANCE)
         if sop_class is None or sop_instance is None:
-            raise Fallback
+            raise FallbackError
         header = _meta_bytes(sop_class, sop_instance)
         data = b"".join([b"\x00" * 128, b"DICM", header, *body])
         if engine.verify:
             meta_texts = [str(UID(sop_class)), str(UID(sop_instance)), EXPLICIT_LITTLE]
             checked = _for_verification(identifiers, policy)
             pixel_value = _pixel_value(elements, self.decisions)
-            self._verify(
-                data, top, meta_texts, checked, _skipped(policy), pixel_value, pixel_last
+            assert self.context is not None
+            verify_plain(
+                Output(data, top, meta_texts, pixel_value, pixel_last),
+                checked.without(*_skipped(policy)),
+                self.context.built_scrubber,
+                ProfileOption.RETAIN_LONG_MODIFIED_DATES in policy.options,
+                self.search_codec,
             )
         audit = AuditRecord(
             outcome=Outcome.DEIDENTIFIED,
@@ -193,32 +179,32 @@ class _Run:
         decisions = self.decisions
         charset = decisions.get(((), _CHARSET))
         if charset is not None and charset.action is not ActionCode.K:
-            raise Fallback  # every value is then converted by pydicom
+            raise FallbackError  # every value is then converted by pydicom
         for tag in _PIXEL_DECISION_TAGS:
             decision = decisions.get(((), tag))
             if decision is not None and decision.action is not ActionCode.K:
-                raise Fallback
+                raise FallbackError
         for decision in plan.decisions:
             if decision.tag == ITEM_TAG and decision.action is not ActionCode.X:
-                raise Fallback  # content items (Clean Structured Content)
+                raise FallbackError  # content items (Clean Structured Content)
 
     # -- writing --------------------------------------------------------------------------
 
-    def _write_top(self, plan: Plan) -> tuple[list[bytes | memoryview], list[_Out], bool]:
+    def _write_top(self, plan: Plan) -> tuple[list[bytes | memoryview], list[Out], bool]:
         """The data set's bytes (in chunks), what it holds, and whether it ends with the
         pixel data's value."""
-        extras: dict[int, tuple[list[bytes], _Out | None]] = {}
+        extras: dict[int, tuple[list[bytes], Out | None]] = {}
         if plan.derived_age:
             self._derive(extras)
         for marker in _encoded_markers(_policy_key(self.policy), False, False):
             header = raw_header(marker, False)
             if header is None:
-                raise Fallback
+                raise FallbackError
             extras[int(marker.tag)] = ([header, marker.value or b""], None)
         chunks, top, last = self._level((), self.parsed.elements, self.source, extras)
         return chunks, top, last == 0x7FE00010
 
-    def _derive(self, entries: dict[int, tuple[list[bytes], _Out | None]]) -> None:
+    def _derive(self, entries: dict[int, tuple[list[bytes], Out | None]]) -> None:
         """Patient's Age where the input has none (written in tag order with the markers)."""
         from deid.actions import _dummy
 
@@ -231,18 +217,18 @@ class _Run:
             return
         data = encode_values(value, "AS", self.codec)
         if data is None:
-            raise Fallback
+            raise FallbackError
         header = _SHORT_HEADER.pack(0x0010, 0x1010, b"AS", len(data))
         entries[0x00101010] = ([header, data], (0x00101010, "AS", None, str(value), None))
 
     def _element(
         self, path: tuple[tuple[int, int], ...], tag: int, raw: RawDataElement
-    ) -> tuple[list[bytes], _Out] | bool:
+    ) -> tuple[list[bytes], Out] | bool:
         """One element's bytes and content as the general path writes it; ``False``: removed,
         ``True``: written as it was read (header and value, see :meth:`_level`)."""
         decision = self.decisions.get((path, tag))
         if decision is None:
-            raise Fallback
+            raise FallbackError
         action, vr = decision.action, raw.VR
         if not tag & 0xFFFF and tag >> 16 > 6:
             return False  # group lengths are not written (and are planned X)
@@ -251,28 +237,28 @@ class _Run:
         if vr == "SQ":
             return self._sequence(path, tag, raw, action)
         if path and (raw.value is None or tag == 0x7FE00010):
-            raise Fallback  # pydicom writes such an item
+            raise FallbackError  # pydicom writes such an item
         if action is ActionCode.K and not is_private_creator(tag):
             return self._kept(path, raw)
         if vr not in TEXT_VRS or vr != decision.vr:
-            raise Fallback  # pydicom changes (or re-encodes) it
+            raise FallbackError  # pydicom changes (or re-encodes) it
         values = read_values(raw, vr, self.codec)
         if values is None:
-            raise Fallback
+            raise FallbackError
         if action is ActionCode.K:  # a private creator: pydicom converted it (to read it)
             data = encode_values(value_of(values), vr, self.codec)
             if data is None:
-                raise Fallback
+                raise FallbackError
             return self._fresh(tag, vr, data, "\\".join(values))
         if action not in _CHANGES_TEXT:
-            raise Fallback
+            raise FallbackError
         from deid.actions import _new_value
 
         assert self.context is not None
         new = _new_value(decision, value_of(values), self.context)
         data = encode_values(new, vr, self.codec)
         if data is None:
-            raise Fallback
+            raise FallbackError
         if data == raw.value:
             return self._kept(path, raw)
         return self._fresh(tag, vr, data, None)
@@ -283,31 +269,31 @@ class _Run:
         was read with (see :meth:`_level`); at the top level an odd length is padded by
         pydicom's writer (in items it is copied as it is)."""
         if not path and raw.length % 2:
-            raise Fallback
+            raise FallbackError
         return True
 
     @staticmethod
-    def _fresh(tag: int, vr: str, data: bytes, decoded: str | None) -> tuple[list[bytes], _Out]:
+    def _fresh(tag: int, vr: str, data: bytes, decoded: str | None) -> tuple[list[bytes], Out]:
         """A value the general path holds re-encoded: ``decoded`` when pydicom holds it
         decoded (verification reads its text), else raw."""
         if vr not in LONG_VRS and len(data) > 0xFFFF:
-            raise Fallback
+            raise FallbackError
         raw = None if decoded is not None else data
         return [_header(tag, vr, len(data)), data], (tag, vr, raw, decoded, None)
 
     def _sequence(
         self, path: tuple[tuple[int, int], ...], tag: int, raw: RawDataElement, action: ActionCode
-    ) -> tuple[list[bytes], _Out]:
+    ) -> tuple[list[bytes], Out]:
         """A sequence as :func:`deid.encoding.sequence_bytes` writes pydicom's converted one."""
         if raw.length == 0xFFFFFFFF or raw.value is None:
-            raise Fallback
+            raise FallbackError
         items = self.items.get(id(raw))
         if items is None:
             items = parse_items(raw) if raw.length else []
         if items is None:
-            raise Fallback  # pydicom builds the items: the general path
+            raise FallbackError  # pydicom builds the items: the general path
         if action is ActionCode.Z:
-            items_out: list[list[_Out]] = []
+            items_out: list[list[Out]] = []
             content = b""
         elif action in _KEEPS_ITEMS:
             parts: list[bytes] = []
@@ -326,7 +312,7 @@ class _Run:
                 items_out.append(level)
             content = b"".join(parts)
         else:
-            raise Fallback
+            raise FallbackError
         header = _SEQUENCE_HEADER.pack(tag >> 16, tag & 0xFFFF, b"SQ\x00\x00", len(content))
         return [header, content], (tag, "SQ", None, None, items_out)
 
@@ -335,8 +321,8 @@ class _Run:
         path: tuple[tuple[int, int], ...],
         elements: Level,
         source: bytes,
-        extras: dict[int, tuple[list[bytes], _Out | None]],
-    ) -> tuple[list[bytes | memoryview], list[_Out], int]:
+        extras: dict[int, tuple[list[bytes], Out | None]],
+    ) -> tuple[list[bytes | memoryview], list[Out], int]:
         """One level's bytes in tag order (``extras``: elements written in, replacing any of
         the same tag), what it holds, and the tag written last.
 
@@ -347,7 +333,7 @@ class _Run:
         decisions = self.decisions
         top = not path
         chunks: list[bytes | memoryview] = []
-        outs: list[_Out] = []
+        outs: list[Out] = []
         pending = sorted(extras)
         next_extra = pending[0] if pending else _NO_TAG
         run_start = run_end = -1
@@ -355,7 +341,7 @@ class _Run:
         for key, raw in elements.items():
             tag = int(key)
             if tag <= last:
-                raise Fallback  # written in tag order by the general path
+                raise FallbackError  # written in tag order by the general path
             while next_extra <= tag:
                 if run_end >= 0:
                     chunks.append(view[run_start:run_end])
@@ -371,7 +357,7 @@ class _Run:
             last = tag
             # The common case inline: a kept value (not a sequence, creator or group length).
             decision = decisions.get((path, tag))
-            vr = raw.VR
+            vr: str = raw.VR or ""  # (explicit VR: always set)
             if (
                 decision is not None
                 and decision.action is _KEEP
@@ -379,9 +365,9 @@ class _Run:
                 and tag & 0xFFFF
                 and not (tag & 0x10000 and (tag & 0xFFFF) <= 0xFF)
                 and raw.value is not None
-                and (top and not raw.length % 2 or not top and tag != 0x7FE00010)
+                and ((top and not raw.length % 2) or (not top and tag != 0x7FE00010))
             ):
-                written: tuple[list[bytes], _Out] | bool = True
+                written: tuple[list[bytes], Out] | bool = True
             else:
                 written = self._element(path, tag, raw)
             if written is False:
@@ -417,114 +403,6 @@ class _Run:
             last, next_extra = next_extra, _next(pending)
         return chunks, outs, last
 
-    # -- verification ---------------------------------------------------------------------
-
-    def _verify(
-        self,
-        data: bytes,
-        top: list[_Out],
-        meta_texts: list[str],
-        checked: Identifiers,
-        skip: Iterable[object],
-        pixel_value: bytes | None,
-        pixel_last: bool,
-    ) -> None:
-        """:func:`deid.verify.verify` on the output: any hit at all, and the general path
-        runs (and reports) instead."""
-        kept = checked.without(*skip)  # type: ignore[arg-type]
-        if not kept:
-            return
-        assert self.context is not None
-        scrubber = self.context.built_scrubber
-        shared = scrubber is not None and scrubber.items == kept.items
-        searches = scrubber.searches if scrubber is not None and shared else None
-        if not isinstance(searches, _Searches):
-            searches = _Searches(kept.items, scrubber if shared else None)
-            if scrubber is not None and shared:
-                scrubber.searches = searches
-        exempt = (
-            frozenset({"DA", "DT"})
-            if ProfileOption.RETAIN_LONG_MODIFIED_DATES in self.policy.options
-            else frozenset()
-        )
-        found: tuple[list[tuple[str, int, str]], list[str]] = ([], [])
-        verbatim: tuple[list[tuple[str, int, str]], list[str]] = ([], [])
-        for text in meta_texts:
-            found[0].append(("", 0x00020003, "UI"))
-            found[1].append(text)
-        skipped = _ignored_here("", (*MARKER_LOCATIONS, "(0018,A001)[0]")) or frozenset()
-        _gather(top, skipped, found, verbatim, self.search_codec)
-        if any(True for _ in _search(found, searches.text, exempt)):
-            raise Fallback
-        if any(True for _ in _search(verbatim, searches.short, exempt)):
-            raise Fallback
-        raw, needles = searches.raw, searches.needles
-        if raw or needles:
-            regions = _regions(data, pixel_value, pixel_last)
-            if any(True for _ in _raw_hits(data, regions, raw, needles)):
-                raise Fallback
-
-
-_Found = tuple[list[tuple[str, int, str]], list[str]]
-
-
-def _gather(
-    level: list[_Out],
-    skipped: frozenset[int],
-    found: _Found,
-    verbatim: _Found,
-    codec: str | None,
-) -> None:
-    """:func:`deid.verify._gather` over what the output holds; ``codec``: the one raw text is
-    decoded with (``None``: read as latin-1, as for a level without a character set)."""
-    for tag, vr, raw, decoded, items in level:
-        if tag in skipped:
-            continue
-        if items is not None:
-            for item in items:
-                _gather(item, frozenset(), found, verbatim, codec)
-            continue
-        if decoded is not None:
-            if decoded:
-                found[0].append(("", tag, vr))
-                found[1].append(decoded)
-            continue
-        if vr in _NOT_SEARCHED and (vr != "CS" or _plain_held_cs(_Held(raw))):
-            continue
-        value = raw or b""
-        if vr == "UN":
-            text = _textual(value)
-            if text:
-                found[0].append(("", tag, vr))
-                found[1].append(text)
-            continue
-        if vr in TEXT_VRS and len(value) < _MAX_PLAIN:
-            body = value.rstrip(b" \x00")
-            if _NOT_PLAIN.search(body) is None:
-                if body:
-                    verbatim[0].append(("", tag, vr))
-                    verbatim[1].append(body.decode("ascii"))
-                continue
-        if codec is not None and vr in TEXT_VRS:
-            values = read_values(_AsRaw(value), vr, codec)  # type: ignore[arg-type]
-            if values is None:
-                raise Fallback  # pydicom decodes it
-            text = "\\".join(values)
-        else:
-            text = value.decode("latin-1")
-        if text:
-            found[0].append(("", tag, vr))
-            found[1].append(text)
-
-
-class _Held:
-    """What :func:`deid.verify._plain_held_cs` reads of an element: its value."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: bytes | None) -> None:
-        self.value = value
-
 
 _NO_TAG = 1 << 33
 
@@ -542,7 +420,7 @@ def _meta_bytes(sop_class_uid: str, sop_instance_uid: str) -> bytes:
     ):
         data = encode_values(str(UID(value)) if vr == "UI" else value, vr, "iso8859")
         if not data:
-            raise Fallback  # (an empty UID fails pydicom's validation: the general path)
+            raise FallbackError  # (an empty UID fails pydicom's validation: the general path)
         parts += [_header(tag, vr, len(data)), data]
     body = _META_VERSION + b"".join(parts)
     return _header(0x00020000, "UL", 4) + _LENGTH.pack(len(body)) + body
@@ -562,26 +440,17 @@ def _header(tag: int, vr: str, length: int) -> bytes:
     return header.pack(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), length)
 
 
-def _single_uid(level: list[_Out], tag: int) -> str | None:
+def _single_uid(level: list[Out], tag: int) -> str | None:
     """The one UID an output element holds, as :func:`deid.values.get_value` reads it."""
     for out_tag, vr, raw, _, _ in level:
         if out_tag == tag:
             if vr != "UI" or raw is None:
-                raise Fallback
-            values = read_values(_AsRaw(raw), "UI", "iso8859")  # type: ignore[arg-type]
+                raise FallbackError
+            values = read_values(AsRaw(raw), "UI", "iso8859")  # type: ignore[arg-type]
             if values is None or len(values) != 1:
-                raise Fallback
+                raise FallbackError
             return values[0]
     return None
-
-
-class _AsRaw:
-    """The parts of a raw element :func:`deid.values.read_values` reads."""
-
-    __slots__ = ("is_little_endian", "length", "value")
-
-    def __init__(self, value: bytes) -> None:
-        self.value, self.length, self.is_little_endian = value, len(value), True
 
 
 def _pixel_value(elements: Level, decisions: dict[tuple[object, int], Decision]) -> bytes | None:
@@ -595,4 +464,3 @@ def _pixel_value(elements: Level, decisions: dict[tuple[object, int], Decision])
             if isinstance(value, bytes) and len(value) >= _MIN_PIXELS:
                 return value
     return None
-

@@ -7,7 +7,7 @@ building pydicom data sets for the items. The plan follows the level templates t
 planner remembered (:class:`deid.plancache.PlanCache`): a level it has not seen yet is planned
 by the general planner at the top level, and anywhere deeper makes the whole object take the
 general path (which plans it, so the next object of the series finds it). Anything this
-module does not read exactly as the general path does raises :class:`Fallback`.
+module does not read exactly as the general path does raises :class:`FallbackError`.
 """
 
 from __future__ import annotations
@@ -49,14 +49,14 @@ from deid.rawtree import Level, RawFile
 from deid.tags import element_keyword, is_private_creator, keyword_of, normalise_creator
 from deid.values import is_canonical, level_codec, raw_vr, read_values
 
-__all__ = ["Fallback", "Items", "collect_plain", "plan_plain"]
+__all__ = ["FallbackError", "Items", "collect_plain", "plan_plain"]
 
 #: The items of the raw sequences read so far, by ``id`` of the raw element (the writer
 #: reuses them): ``(undefined length, elements)`` per item.
 Items = dict[int, list[tuple[bool, Level]]]
 
 
-class Fallback(Exception):
+class FallbackError(Exception):
     """The general path handles this object."""
 
 
@@ -69,7 +69,7 @@ def collect_plain(ds: Dataset, parsed: RawFile, codec: str, items: Items) -> Ide
     collector = _Collector()
     meta_codec = level_codec(ds.file_meta)
     if meta_codec is None:
-        raise Fallback
+        raise FallbackError
     _walk(collector, ds, parsed.meta, meta_codec, items)
     _walk(collector, ds, parsed.elements, codec, items)
     return Identifiers(collector.identifiers())
@@ -93,9 +93,9 @@ def _walk(collector: _Collector, ds: Dataset, level: Level, codec: str, items: I
             nested = element_keyword(tag) in _CODE_VALUE_SEQUENCES
             try:
                 if not _visits(held, codec, nested, visits, items, 0):
-                    raise Fallback  # pydicom reads the items
+                    raise FallbackError  # pydicom reads the items
             except NestingTooDeepError:
-                raise Fallback from None
+                raise FallbackError from None
             # (The general walk also converts Pixel Representation here, which cannot fail:
             # the fast path takes only a plain 2-byte US one.)
             for visit in visits:
@@ -107,7 +107,7 @@ def _walk(collector: _Collector, ds: Dataset, level: Level, codec: str, items: I
         text_vr = raw_vr(held)
         values = read_values(held, text_vr, codec) if text_vr is not None else None
         if text_vr is None or values is None or not is_canonical(held, text_vr, values, codec):
-            raise Fallback  # pydicom converts it
+            raise FallbackError  # pydicom converts it
         try:
             collector._visit_values(text_vr, element_keyword(tag), tag, values, False)
         except Exception:
@@ -132,7 +132,7 @@ def _visits(
         for key, held in elements.items():
             tag = int(key)
             if tag <= last:
-                raise Fallback  # visited in tag order by the general walk
+                raise FallbackError  # visited in tag order by the general walk
             last = tag
             wanted = _TAG_WANTED.get(tag)
             if wanted is None:
@@ -189,12 +189,12 @@ class _Follower:
         """:meth:`deid.plan._Planner.plan_dataset` of one level, by its template."""
         planner = self.planner
         if ctx.content_items:
-            raise Fallback  # decided from values, never templated
+            raise FallbackError  # decided from values, never templated
         key = (path, ctx, tuple(map(int, elements)), tuple(map(_VR, elements.values())))
         template = planner.templates.get(key)
         if template is None:
             if path:
-                raise Fallback
+                raise FallbackError
             planner.plan_dataset(self.top, (), (), ctx)
             return
         raws = list(elements.values())
@@ -227,7 +227,7 @@ class _Follower:
                 site = _Site(self.top, path, tags, tag, keyword_of(tag), vr)  # type: ignore[arg-type]
                 if kind == PUBLIC:
                     if path:
-                        raise Fallback
+                        raise FallbackError
                     planner._public(site, ctx, planner.levels.get((path, ctx), {}))
                 elif kind == CREATOR:
                     creator_sites.append(site)
@@ -248,9 +248,9 @@ class _Follower:
                     if verdict.kept:
                         kept_blocks.add((site.tag >> 16, (site.tag & 0xFFFF) >> 8))
                 else:
-                    raise Fallback
+                    raise FallbackError
         if index != len(raws):
-            raise Fallback
+            raise FallbackError
         planner._creators(creator_sites, kept_blocks)
 
     def _items(
@@ -268,12 +268,12 @@ class _Follower:
     def _parsed(self, raw: RawDataElement) -> list[tuple[bool, Level]]:
         """A kept sequence's items as the planner reads them (:func:`convert_sequence`)."""
         if raw.VR != "SQ" or raw.length == 0xFFFFFFFF or raw.value is None:
-            raise Fallback
+            raise FallbackError
         items = self.items.get(id(raw))
         if items is None:
             items = parse_items(raw) if raw.length else []
         if items is None:
-            raise Fallback  # pydicom builds these items
+            raise FallbackError  # pydicom builds these items
         self.items[id(raw)] = items
         return items
 
@@ -284,10 +284,10 @@ class _Follower:
             if scheme is None:
                 continue
             if scheme.VR != "SH":
-                raise Fallback
+                raise FallbackError
             values = read_values(scheme, "SH", self.codec)
             if values is None:
-                raise Fallback
+                raise FallbackError
             if len(values) == 1 and (values[0].startswith("99") or values[0].strip() == "L"):
                 self.planner._item_decision(
                     (*path, (tag, index)),
@@ -301,10 +301,10 @@ class _Follower:
     def _well_known(self, raw: RawDataElement) -> bool:
         """:meth:`deid.plan._Planner._uid_choice`: every value a well-known UID."""
         if raw_vr(raw) != "UI":
-            raise Fallback
+            raise FallbackError
         values = read_values(raw, "UI", self.codec)
         if values is None or not is_canonical(raw, "UI", values, self.codec):
-            raise Fallback  # pydicom reads it
+            raise FallbackError  # pydicom reads it
         return bool(values) and all(is_well_known_uid(v) for v in values)
 
 
@@ -317,9 +317,9 @@ def _creators(elements: Level) -> dict[tuple[int, int], str]:
         if not is_private_creator(tag):
             continue
         if raw.VR != "LO" or raw.value is None:
-            raise Fallback
+            raise FallbackError
         values = read_values(raw, "LO", "iso8859")
         if values is None or len(values) != 1 or not raw.value.isascii():
-            raise Fallback
+            raise FallbackError
         found[(tag >> 16, tag & 0xFF)] = normalise_creator(values[0])
     return found

@@ -22,7 +22,7 @@ from pydicom.tag import BaseTag
 
 from deid.rawitems import LONG_VR_BYTES, VR_BYTES, empty_raw_value
 
-__all__ = ["EXPLICIT_LITTLE", "RawFile", "Level", "parse_part10", "to_dataset"]
+__all__ = ["EXPLICIT_LITTLE", "Level", "RawFile", "parse_part10", "to_dataset"]
 
 #: Explicit VR Little Endian, the one transfer syntax read here.
 EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"

@@ -38,7 +38,7 @@ from __future__ import annotations
 import itertools
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from pydicom.dataelem import RawDataElement
@@ -115,7 +115,7 @@ def _streamed_result(result: DeidResult) -> DeidResult:
     dataset = result.dataset
     if _PIXEL_DATA in dataset:
         del dataset[_PIXEL_DATA]
-    return replace(result, data=b"")
+    return type(result)(dataset, b"", result.plan, result.audit)
 
 
 def _write(dst: BinaryIO, parts: Iterable[bytes]) -> None:
