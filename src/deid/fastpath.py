@@ -48,7 +48,7 @@ from deid.rawitems import parse_items
 from deid.rawtree import EXPLICIT_LITTLE, Level, RawFile, parse_part10, to_dataset
 from deid.tags import is_private_creator
 from deid.values import TEXT_VRS, encode_values, fast_reading, level_codec, read_values, value_of
-from deid.verify import _simple_charset
+from deid.verify import _NOT_SEARCHED, _simple_charset
 
 if TYPE_CHECKING:
     from deid.actions import ApplyContext
@@ -79,6 +79,9 @@ _SHORT_HEADER = struct.Struct("<HH2sH")
 _LONG_HEADER = struct.Struct("<HH2s2xL")
 _MIN_PIXELS = 64
 _KEEP = ActionCode.K
+#: VRs whose values verification does not read (numbers and binary values: the raw-byte scan
+#: covers them); CS is read (a malformed code string is searched).
+_UNSEARCHED = _NOT_SEARCHED - {"CS"}
 _KEEPS_ITEMS = frozenset({ActionCode.K, ActionCode.C, ActionCode.D, ActionCode.U})
 _CHANGES_TEXT = frozenset({ActionCode.Z, ActionCode.D, ActionCode.C, ActionCode.U})
 
@@ -386,7 +389,8 @@ class _Run:
                     if run_end >= 0:
                         chunks.append(view[run_start:run_end])
                     run_start, run_end = start, raw.value_tell + raw.length
-                outs.append((tag, vr, raw.value or b"", None, None))
+                if vr not in _UNSEARCHED:  # (what verification never reads: left out)
+                    outs.append((tag, vr, raw.value or b"", None, None))
                 continue
             if run_end >= 0:
                 chunks.append(view[run_start:run_end])

@@ -31,6 +31,17 @@ _UNDEFINED = 0xFFFFFFFF
 _SHORT = struct.Struct("<HH2sH")
 _LENGTH = struct.Struct("<L")
 
+_VR_TEXT = {vr: vr.decode("ascii") for vr in VR_BYTES}
+# A raw element built from all its fields at once (what RawDataElement(...) builds, without
+# the keyword-argument handling of its constructor).
+_RAW = RawDataElement
+_raw = tuple.__new__
+if RawDataElement._fields[7:] != ("is_raw", "is_buffered"):  # not the pydicom this knows
+
+    def _raw(cls: type, fields: tuple) -> RawDataElement:  # type: ignore[type-arg,misc]
+        return RawDataElement(*fields[:7])
+
+
 #: One data set level: tag -> raw element, in file (= tag) order.
 Level = dict[BaseTag, RawDataElement]
 
@@ -72,7 +83,8 @@ def _level(data: bytes, pos: int, *, meta: bool) -> tuple[Level, int] | None:
         if meta and group != 2:
             break
         tag = group << 16 | element
-        if tag <= last or group == 0xFFFE or (not meta and group == 2) or vr not in VR_BYTES:
+        text = _VR_TEXT.get(vr)
+        if tag <= last or group == 0xFFFE or (not meta and group == 2) or text is None:
             return None
         start = pos + 8
         if vr in LONG_VR_BYTES:
@@ -81,10 +93,9 @@ def _level(data: bytes, pos: int, *, meta: bool) -> tuple[Level, int] | None:
         stop = start + length
         if length == _UNDEFINED or stop > end:
             return None
-        text = vr.decode("ascii")
         key = BaseTag(tag)
         value = data[start:stop] if length else empty_raw_value(text)
-        out[key] = RawDataElement(key, text, length, value, start, False, True)
+        out[key] = _raw(_RAW, (key, text, length, value, start, False, True, True, False))
         last, pos = tag, stop
     return out, pos
 
