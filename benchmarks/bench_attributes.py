@@ -7,7 +7,8 @@ folder (see ``synthetic.py``), then times, over the same files in the same proce
     ``Path.read_bytes`` -> ``pydicom.dcmread`` -> ``pydicom.dcmwrite`` to a ``BytesIO``.
 ``deid-upload`` / ``deid-basic``
     ``Path.read_bytes`` -> ``Deidentifier(policy, key).deidentify_bytes`` (which parses,
-    plans, applies, marks, encodes with ``dcmwrite`` to a ``BytesIO`` and verifies).
+    plans, applies, marks, encodes and verifies: these plain files take the fast path,
+    :mod:`deid.fastpath`).
 
 Both sides read the same bytes from disk and end with the encoded output in memory. With
 ``--write DIR`` both sides also write every output under ``DIR`` with
