@@ -12,6 +12,7 @@ module does not read exactly as the general path does raises :class:`FallbackErr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from operator import attrgetter
 
 from pydicom.dataelem import RawDataElement
@@ -21,7 +22,6 @@ from pydicom.tag import BaseTag
 from deid.codes import ActionCode, ProfileOption, Rule
 from deid.decisions import Decision, Plan, Step, is_well_known_uid
 from deid.identifiers import (
-    _CODE_VALUE,
     _CODE_VALUE_SEQUENCES,
     _TAG_WANTED,
     _WANTED,
@@ -44,7 +44,7 @@ from deid.plancache import (
     SequenceChoice,
 )
 from deid.policy import Policy
-from deid.rawitems import MAX_DEPTH, NestingTooDeepError, parse_items
+from deid.rawitems import NestingTooDeepError, RawItem, parse_items, sequence_items
 from deid.rawtree import Level, RawFile
 from deid.tags import element_keyword, is_private_creator, keyword_of, normalise_creator
 from deid.values import is_canonical, level_codec, raw_vr, read_values
@@ -80,6 +80,7 @@ _Visit = tuple[str, str, int, list[str], bool]
 
 def _walk(collector: _Collector, ds: Dataset, level: Level, codec: str, items: Items) -> None:
     """:meth:`deid.identifiers._Collector.walk` over one top level, every element raw."""
+    read_once = _items_read_once(items)
     for key, held in level.items():
         tag = int(key)
         wanted = _TAG_WANTED.get(tag)
@@ -92,7 +93,7 @@ def _walk(collector: _Collector, ds: Dataset, level: Level, codec: str, items: I
             visits: list[_Visit] = []
             nested = element_keyword(tag) in _CODE_VALUE_SEQUENCES
             try:
-                if not _visits(held, codec, nested, visits, items, 0):
+                if not _raw_visits(held, codec, nested, visits, 0, read_once):
                     raise FallbackError  # pydicom reads the items
             except NestingTooDeepError:
                 raise FallbackError from None
@@ -114,44 +115,21 @@ def _walk(collector: _Collector, ds: Dataset, level: Level, codec: str, items: I
             continue
 
 
-def _visits(
-    raw: RawDataElement, codec: str, in_code: bool, out: list[_Visit], items: Items, depth: int
-) -> bool:
-    """:func:`deid.identifiers._raw_visits`, over the items as the planner reads them (kept
-    in ``items``); where those cannot be read so, as that function reads them."""
-    if depth > MAX_DEPTH:
-        raise NestingTooDeepError
-    parsed = items.get(id(raw))
-    if parsed is None:
-        parsed = parse_items(raw) if raw.length else []
+def _items_read_once(items: Items) -> Callable[[RawDataElement], list[RawItem] | None]:
+    """What :func:`deid.identifiers._raw_visits` reads a sequence's items with: the items the
+    planner and the writer use (read once, kept in ``items``), or where those cannot be read
+    so, :func:`deid.rawitems.sequence_items` (which the general walk uses)."""
+
+    def items_of(raw: RawDataElement) -> list[RawItem] | None:
+        parsed = items.get(id(raw))
         if parsed is None:
-            return _raw_visits(raw, codec, in_code, out, depth)
-        items[id(raw)] = parsed
-    for _, elements in parsed:
-        last = -1
-        for key, held in elements.items():
-            tag = int(key)
-            if tag <= last:
-                raise FallbackError  # visited in tag order by the general walk
-            last = tag
-            wanted = _TAG_WANTED.get(tag)
-            if wanted is None:
-                wanted = _tag_wanted(tag)
-            keyed = wanted == _WANTED or (wanted == _CODE_VALUE and in_code)
-            vr = held.VR
-            if not keyed and vr not in _WANTED_VRS:
-                continue
-            if vr == "SQ":
-                nested = element_keyword(tag) in _CODE_VALUE_SEQUENCES
-                if not _visits(held, codec, nested, out, items, depth + 1):
-                    return False
-                continue
-            text_vr = raw_vr(held)
-            values = read_values(held, text_vr, codec) if text_vr is not None else None
-            if text_vr is None or values is None or not is_canonical(held, text_vr, values, codec):
-                return False
-            out.append((text_vr, element_keyword(tag), tag, values, in_code))
-    return True
+            parsed = parse_items(raw) if raw.length else []
+            if parsed is None:
+                return sequence_items(raw)
+            items[id(raw)] = parsed
+        return [elements for _, elements in parsed]
+
+    return items_of
 
 
 # -- the plan ------------------------------------------------------------------------------

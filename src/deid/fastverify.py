@@ -25,8 +25,8 @@ from deid.verify import (
     _raw_hits,
     _regions,
     _search,
-    _Searches,
     _textual,
+    searches_for,
 )
 
 __all__ = ["AsRaw", "Out", "Output", "verify_plain"]
@@ -63,12 +63,7 @@ def verify_plain(
     shares them); ``codec``: the codec raw text is decoded with (``None``: latin-1)."""
     if not kept:
         return
-    shared = scrubber is not None and scrubber.items == kept.items
-    searches = scrubber.searches if scrubber is not None and shared else None
-    if not isinstance(searches, _Searches):
-        searches = _Searches(kept.items, scrubber if shared else None)
-        if scrubber is not None and shared:
-            scrubber.searches = searches
+    searches = searches_for(kept, scrubber)
     exempt = _DATES if shifted_dates else frozenset()
     found: _Found = ([], [])
     verbatim: _Found = ([], [])

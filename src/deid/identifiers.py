@@ -12,7 +12,7 @@ this module logs or raises with one.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,13 @@ from deid.names import (
     name_forms,
     name_parts,
 )
-from deid.rawitems import MAX_DEPTH, NestingTooDeepError, as_if_converted, sequence_items
+from deid.rawitems import (
+    MAX_DEPTH,
+    NestingTooDeepError,
+    RawItem,
+    as_if_converted,
+    sequence_items,
+)
 from deid.tags import element_keyword, format_tag, held_vr, keyword_of
 from deid.values import fast_reading, is_canonical, level_codec, peek, raw_vr, read_values
 
@@ -403,13 +409,16 @@ def _raw_visits(
     in_code_sequence: bool,
     out: list[tuple[str, str, int, list[str], bool]],
     depth: int = 0,
+    items_of: Callable[[RawDataElement], list[RawItem] | None] = sequence_items,
 ) -> bool:
     """Append what :meth:`_Collector.walk` would visit in a raw sequence's items (items
     inherit the codec: :func:`deid.rawitems.sequence_items` refuses a character set in
-    them); False when an element of interest is not a canonical text value."""
+    them); False when an element of interest is not a canonical text value. ``items_of``:
+    what reads a raw sequence's items (:func:`deid.rawitems.sequence_items`, or the same
+    items read once for every stage, :mod:`deid.fastplan`)."""
     if depth > MAX_DEPTH:
         raise NestingTooDeepError
-    items = sequence_items(raw)
+    items = items_of(raw)
     if items is None:
         return False
     for item in items:
@@ -423,7 +432,7 @@ def _raw_visits(
                 continue
             if held.VR == "SQ":
                 nested = element_keyword(tag) in _CODE_VALUE_SEQUENCES
-                if not _raw_visits(held, codec, nested, out, depth + 1):
+                if not _raw_visits(held, codec, nested, out, depth + 1, items_of):
                     return False
                 continue
             vr = raw_vr(held)

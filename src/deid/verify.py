@@ -141,12 +141,7 @@ def find_residual(
     kept = identifiers.without(*skip)
     if not kept:
         return ()
-    shared = scrubber is not None and scrubber.items == kept.items
-    searches = scrubber.searches if scrubber is not None and shared else None
-    if not isinstance(searches, _Searches):
-        searches = _Searches(kept.items, scrubber if shared else None)
-        if scrubber is not None and shared:
-            scrubber.searches = searches
+    searches = searches_for(kept, scrubber)
     text = searches.text
     ignored = tuple(ignore)
     exempt = _DATE_VRS if shifted_dates else frozenset()
@@ -170,6 +165,18 @@ def find_residual(
     if found:
         hits.extend(_attribute(encoded or b"", found, ignored, exempt))
     return tuple(hits)
+
+
+def searches_for(kept: Identifiers, scrubber: Scrubber | None) -> _Searches:
+    """The matchers of ``kept``: those of ``scrubber`` where it was built from the same
+    identifiers (kept on it for the next search), else new ones."""
+    shared = scrubber is not None and scrubber.items == kept.items
+    searches = scrubber.searches if scrubber is not None and shared else None
+    if not isinstance(searches, _Searches):
+        searches = _Searches(kept.items, scrubber if shared else None)
+        if scrubber is not None and shared:
+            scrubber.searches = searches
+    return searches
 
 
 class _Searches:
