@@ -43,9 +43,10 @@ from deid.markers import (
     IMPLEMENTATION_VERSION_NAME,
     _encoded_markers,
     _policy_key,
+    transfer_syntax,
 )
 from deid.rawitems import parse_items
-from deid.rawtree import EXPLICIT_LITTLE, Level, RawFile, parse_part10, to_dataset
+from deid.rawtree import Level, RawFile, parse_part10, to_dataset
 from deid.tags import is_private_creator
 from deid.values import TEXT_VRS, encode_values, fast_reading, level_codec, read_values, value_of
 from deid.verify import _NOT_SEARCHED, _simple_charset
@@ -73,6 +74,8 @@ _PIXEL_TAGS = gates.PIXEL_TAGS
 _ITEM = b"\xfe\xff\x00\xe0"
 _ITEM_DELIMITER = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"
 _UNDEFINED_LENGTH = b"\xff\xff\xff\xff"
+_UNDEFINED = 0xFFFFFFFF
+_SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 _LENGTH = struct.Struct("<L")
 _SEQUENCE_HEADER = struct.Struct("<HH4sL")
 _SHORT_HEADER = struct.Struct("<HH2sH")
@@ -148,10 +151,11 @@ class _Run:
         sop_instance = _single_uid(top, _SOP_INSTANCE)
         if sop_class is None or sop_instance is None:
             raise FallbackError
-        header = _meta_bytes(sop_class, sop_instance)
+        syntax = str(transfer_syntax(ds))
+        header = _meta_bytes(sop_class, sop_instance, syntax)
         data = b"".join([b"\x00" * 128, b"DICM", header, *body])
         if engine.verify:
-            meta_texts = [str(UID(sop_class)), str(UID(sop_instance)), EXPLICIT_LITTLE]
+            meta_texts = [str(UID(sop_class)), str(UID(sop_instance)), syntax]
             checked = _for_verification(identifiers, policy)
             pixel_value = _pixel_value(elements, self.decisions)
             assert self.context is not None
@@ -205,7 +209,10 @@ class _Run:
                 raise FallbackError
             extras[int(marker.tag)] = ([header, marker.value or b""], None)
         chunks, top, last = self._level((), self.parsed.elements, self.source, extras)
-        return chunks, top, last == 0x7FE00010
+        pixel = self.parsed.elements.get(BaseTag(0x7FE00010))
+        # (encapsulated: the general writer's last chunk is the delimiter after the value)
+        ends_with_pixels = last == 0x7FE00010 and pixel is not None and pixel.length != _UNDEFINED
+        return chunks, top, ends_with_pixels
 
     def _derive(self, entries: dict[int, tuple[list[bytes], Out | None]]) -> None:
         """Patient's Age where the input has none (written in tag order with the markers)."""
@@ -271,7 +278,7 @@ class _Run:
         """A kept value: written with a header built from its length, which is the header it
         was read with (see :meth:`_level`); at the top level an odd length is padded by
         pydicom's writer (in items it is copied as it is)."""
-        if not path and raw.length % 2:
+        if not path and raw.length % 2 and raw.length != _UNDEFINED:
             raise FallbackError
         return True
 
@@ -383,12 +390,14 @@ class _Run:
                         chunks.append(view[run_start:run_end])
                         run_start = run_end = -1
                     chunks += [_header(tag, vr, raw.length), raw.value or b""]
+                    if raw.length == _UNDEFINED:
+                        chunks.append(_SEQUENCE_DELIMITER)
                 elif start == run_end:
-                    run_end = raw.value_tell + raw.length
+                    run_end = _end(raw)
                 else:
                     if run_end >= 0:
                         chunks.append(view[run_start:run_end])
-                    run_start, run_end = start, raw.value_tell + raw.length
+                    run_start, run_end = start, _end(raw)
                 if vr not in _UNSEARCHED:  # (what verification never reads: left out)
                     outs.append((tag, vr, raw.value or b"", None, None))
                 continue
@@ -411,14 +420,22 @@ class _Run:
 _NO_TAG = 1 << 33
 
 
-def _meta_bytes(sop_class_uid: str, sop_instance_uid: str) -> bytes:
+def _end(raw: RawDataElement) -> int:
+    """Where a raw element read by :mod:`deid.rawtree` ends in its source (encapsulated Pixel
+    Data: after its sequence delimiter)."""
+    if raw.length == _UNDEFINED:
+        return raw.value_tell + len(raw.value or b"") + 8
+    return raw.value_tell + raw.length
+
+
+def _meta_bytes(sop_class_uid: str, sop_instance_uid: str, syntax: str) -> bytes:
     """The new File Meta Information group as the general path writes it
     (:func:`deid.markers.new_file_meta` written by :func:`deid.encoding._file_meta_bytes`)."""
     parts: list[bytes] = []
     for tag, vr, value in (
         (0x00020002, "UI", sop_class_uid),
         (0x00020003, "UI", sop_instance_uid),
-        (0x00020010, "UI", EXPLICIT_LITTLE),
+        (0x00020010, "UI", syntax),
         (0x00020012, "UI", IMPLEMENTATION_CLASS_UID),
         (0x00020013, "SH", IMPLEMENTATION_VERSION_NAME),
     ):

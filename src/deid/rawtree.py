@@ -1,13 +1,14 @@
 """Read a plain Part 10 file into raw elements without pydicom's reader (for :mod:`deid.fastpath`).
 
 Only the plainest files are read: a 128-byte preamble and ``DICM``, an explicit VR little
-endian File Meta Information group, and an explicit VR little endian data set whose elements
-all have defined lengths, known VRs and strictly increasing tags, and whose last element ends
-where the bytes end. The elements are the :class:`~pydicom.dataelem.RawDataElement` s
-:func:`pydicom.dcmread` would hold (same tags, VRs, lengths, values and offsets), in a dict in
-file order; sequences stay raw (their items are read by :mod:`deid.rawitems`). Anything else
-gives ``None`` and the caller reads the file with pydicom as ever. Nothing here logs or raises
-with a value.
+endian File Meta Information group, and an explicit VR little endian data set (native or
+encapsulated pixel data, not deflated) whose elements all have known VRs, strictly increasing
+tags and defined lengths (encapsulated Pixel Data aside: its items are walked as pydicom's
+reader walks them), and whose last element ends where the bytes end. The elements are the
+:class:`~pydicom.dataelem.RawDataElement` s :func:`pydicom.dcmread` would hold (same tags, VRs,
+lengths, values and offsets), in a dict in file order; sequences stay raw (their items are read
+by :mod:`deid.rawitems`). Anything else gives ``None`` and the caller reads the file with
+pydicom as ever. Nothing here logs or raises with a value.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.tag import BaseTag
+from pydicom.uid import UID
 
 from deid.rawitems import LONG_VR_BYTES, VR_BYTES, empty_raw_value
 
@@ -63,7 +65,7 @@ def parse_part10(data: bytes) -> RawFile | None:
             return None
         meta, pos = parsed
         syntax = meta.get(BaseTag(0x00020010))
-        if syntax is None or (syntax.value or b"").rstrip(b"\x00 ") != EXPLICIT_LITTLE.encode():
+        if syntax is None or not _explicit_little(syntax.value or b""):
             return None
         parsed = _level(data, pos, meta=False)
     except struct.error:
@@ -91,13 +93,58 @@ def _level(data: bytes, pos: int, *, meta: bool) -> tuple[Level, int] | None:
             (length,) = _LENGTH.unpack_from(data, start)
             start += 4
         stop = start + length
-        if length == _UNDEFINED or stop > end:
+        if length == _UNDEFINED:
+            if meta or tag != _PIXEL_DATA or text not in ("OB", "OW"):
+                return None
+            fragments_end = _fragments_end(data, start)
+            if fragments_end is None:
+                return None
+            value: bytes | None = data[start:fragments_end]
+            stop = fragments_end + 8
+        elif stop > end:
             return None
+        else:
+            value = data[start:stop] if length else empty_raw_value(text)
         key = BaseTag(tag)
-        value = data[start:stop] if length else empty_raw_value(text)
         out[key] = _raw(_RAW, (key, text, length, value, start, False, True, True, False))
         last, pos = tag, stop
     return out, pos
+
+
+_PIXEL_DATA = 0x7FE00010
+_ITEM = b"\xfe\xff\x00\xe0"
+_SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0"
+
+
+def _fragments_end(data: bytes, pos: int) -> int | None:
+    """Where the items of encapsulated pixel data starting at ``pos`` end (the offset of the
+    sequence delimiter, whose length must be 0), as pydicom's reader walks them; ``None``
+    where its reader would scan for the delimiter instead (a malformed item)."""
+    end = len(data)
+    while pos + 8 <= end:
+        tag = data[pos : pos + 4]
+        if tag == _SEQUENCE_DELIMITER:
+            return pos if data[pos + 4 : pos + 8] == b"\x00\x00\x00\x00" else None
+        if tag != _ITEM:
+            return None
+        (length,) = _LENGTH.unpack_from(data, pos + 4)
+        pos += 8 + length
+    return None
+
+
+def _explicit_little(uid: bytes) -> bool:
+    """Whether a transfer syntax UID names an explicit VR little endian data set that is not
+    deflated (native or encapsulated pixel data)."""
+    try:
+        syntax = UID(uid.rstrip(b"\x00 ").decode("ascii").strip())
+    except UnicodeDecodeError:
+        return False
+    return (
+        syntax.is_transfer_syntax
+        and syntax.is_little_endian
+        and not syntax.is_implicit_VR
+        and not syntax.is_deflated
+    )
 
 
 def to_dataset(parsed: RawFile) -> Dataset:
