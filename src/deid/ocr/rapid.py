@@ -23,6 +23,12 @@ Detection (DB, "differentiable binarisation")
     perimeter), mapped to the input image's pixels with outward rounding, and padded by ``pad``
     pixels so that it covers all the ink.
 
+    A crop of a larger image (:meth:`RapidOcr.detect_crop`, as the pixel pass reads the
+    pre-screen's places) gets the replicated border only on its sides that are the image's
+    edges; on its inner sides the caller's margin is the image's own context. It is framed up
+    to whole multiples of 32 and read at its size, never resampled: a small place costs the
+    detector its own pixels, not a border two or three times their number.
+
     A box taller than ``max_box_height`` of the image (and taller than ``keep_height`` pixels,
     which are always kept) is dropped: on text-free CT the detector sometimes returns one box
     around the whole body.
@@ -216,37 +222,89 @@ class RapidOcr:
                 results[index] = self._finish(maps[slot, 0], prepared[index][1])
         return [boxes if boxes is not None else [] for boxes in results]
 
+    def detect_crop(
+        self, crop: npt.NDArray[np.uint8], outer: tuple[bool, bool, bool, bool]
+    ) -> list[TextBox]:
+        """:meth:`detect` on ``crop``, a part of a larger image whose sides ``outer``
+        (left, top, right, bottom) are that image's edges: the replicated border goes only
+        on those sides (an inner side has the image's own pixels around the text: the
+        caller's margin), and the crop is read at its size, framed up to whole multiples of
+        32 (replicated on the outer sides, else on the right and bottom), never resampled.
+        Every side outer, or a crop too large to read unresampled: :meth:`detect`."""
+        bgr = _as_bgr(crop, self._cv2)
+        rows, columns = bgr.shape[:2]
+        sides = self._sides(rows, columns, outer)
+        if sides is None:
+            return self.detect(crop)
+        tensor, meta = self._prepare(crop, sides)
+        probability = self._detector.run(None, {self._det_input: tensor})[0]
+        return self._finish(probability[0, 0], meta)
+
+    def _sides(
+        self, rows: int, columns: int, outer: tuple[bool, bool, bool, bool]
+    ) -> tuple[int, int, int, int] | None:
+        """The border (left, top, right, bottom) that frames a ``rows`` x ``columns`` crop
+        with ``outer`` sides to whole multiples of 32; ``None`` where :meth:`detect` reads
+        it (every side outer, a scale, or over ``max_side``)."""
+        if all(outer) or self.scale != 1.0:
+            return None
+        edge = self.border
+        framed = []
+        for size, first, last in ((columns, outer[0], outer[2]), (rows, outer[1], outer[3])):
+            a, b = edge * first, edge * last
+            extra = -(-(size + a + b) // 32) * 32 - (size + a + b)
+            if first and not last:
+                a += extra
+            else:
+                b += extra
+            framed.append((a, b))
+        (left, right), (top, bottom) = framed
+        if self.max_side is not None and max(rows + top + bottom, columns + left + right) > (
+            self.max_side
+        ):
+            return None
+        return left, top, right, bottom
+
     def _prepare(
-        self, image: npt.NDArray[np.uint8]
-    ) -> tuple[npt.NDArray[np.float32], tuple[npt.NDArray[np.uint8], int, int, int, int]]:
-        """The detector's input for one image, and what :meth:`_finish` needs to map back."""
+        self, image: npt.NDArray[np.uint8], sides: tuple[int, int, int, int] | None = None
+    ) -> tuple[
+        npt.NDArray[np.float32], tuple[npt.NDArray[np.uint8], int, int, int, int, tuple[int, ...]]
+    ]:
+        """The detector's input for one image, and what :meth:`_finish` needs to map back.
+        ``sides``: the border on each side (left, top, right, bottom), the framed size
+        read as it is (default: ``border`` on every side, resized to the model's size)."""
         cv2 = self._cv2
         bgr = _as_bgr(image, cv2)
         rows, columns = bgr.shape[:2]
+        if sides is not None:
+            left, top, right, bottom = sides
+            framed = cv2.copyMakeBorder(bgr, top, bottom, left, right, cv2.BORDER_REPLICATE)
+            height, width = framed.shape[:2]
+            return _normalise(framed), (bgr, rows, columns, height, width, sides)
         edge = self.border
         framed = cv2.copyMakeBorder(bgr, edge, edge, edge, edge, cv2.BORDER_REPLICATE)
         height, width = self._model_size(rows + 2 * edge, columns + 2 * edge)
         shrink = height <= rows + 2 * edge and width <= columns + 2 * edge
         method = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
         resized = cv2.resize(framed, (width, height), interpolation=method)
-        return _normalise(resized), (bgr, rows, columns, height, width)
+        return _normalise(resized), (bgr, rows, columns, height, width, (edge,) * 4)
 
     def _finish(
         self,
         probability: npt.NDArray[np.float32],
-        meta: tuple[npt.NDArray[np.uint8], int, int, int, int],
+        meta: tuple[npt.NDArray[np.uint8], int, int, int, int, tuple[int, ...]],
     ) -> list[TextBox]:
-        bgr, rows, columns, height, width = meta
-        edge = self.border
+        bgr, rows, columns, height, width, (left_edge, top_edge, right_edge, bottom_edge) = meta
         regions = self._regions(probability)
-        factor_x, factor_y = (columns + 2 * edge) / width, (rows + 2 * edge) / height
+        factor_x = (columns + left_edge + right_edge) / width
+        factor_y = (rows + top_edge + bottom_edge) / height
         limit = max(self.keep_height, self.max_box_height * rows)
         boxes: list[TextBox] = []
         for left, top, right, bottom, score in regions:
-            x0 = max(0, math.floor(left * factor_x) - edge)
-            y0 = max(0, math.floor(top * factor_y) - edge)
-            x1 = min(columns, math.ceil(right * factor_x) - edge)
-            y1 = min(rows, math.ceil(bottom * factor_y) - edge)
+            x0 = max(0, math.floor(left * factor_x) - left_edge)
+            y0 = max(0, math.floor(top * factor_y) - top_edge)
+            x1 = min(columns, math.ceil(right * factor_x) - left_edge)
+            y1 = min(rows, math.ceil(bottom * factor_y) - top_edge)
             if x1 <= x0 or y1 <= y0 or (y1 - y0) > limit:
                 continue
             boxes.append(TextBox(x0, y0, x1 - x0, y1 - y0, score))
@@ -254,16 +312,22 @@ class RapidOcr:
             boxes = self._read(bgr, boxes)
         return [box.padded(self.pad, rows, columns) for box in boxes]
 
-    def crop_size(self, rows: int, columns: int) -> tuple[int, int]:
+    def crop_size(
+        self, rows: int, columns: int, outer: tuple[bool, bool, bool, bool] | None = None
+    ) -> tuple[int, int]:
         """The smallest size of at least ``rows`` x ``columns`` that detection reads without
         resampling (framed by the border, whole multiples of 32), where there is one: at
-        ``scale`` 1 and within ``max_side``; else ``(rows, columns)``."""
-        edge = 2 * self.border
-        height = -(-(rows + edge) // 32) * 32
-        width = -(-(columns + edge) // 32) * 32
+        ``scale`` 1 and within ``max_side``; else ``(rows, columns)``. ``outer``: the sides
+        that are the image's edges, for :meth:`detect_crop` (the border only there);
+        default every side (:meth:`detect`)."""
+        sides = (True,) * 4 if outer is None else outer
+        edge_h = self.border * (sides[1] + sides[3])
+        edge_w = self.border * (sides[0] + sides[2])
+        height = -(-(rows + edge_h) // 32) * 32
+        width = -(-(columns + edge_w) // 32) * 32
         if self.scale != 1.0 or (self.max_side is not None and max(height, width) > self.max_side):
             return rows, columns
-        return height - edge, width - edge
+        return height - edge_h, width - edge_w
 
     def _model_size(self, rows: int, columns: int) -> tuple[int, int]:
         factor = self.scale

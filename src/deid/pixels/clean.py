@@ -40,7 +40,8 @@ from deid.pixels.regions import (
     Candidates,
     CropReader,
     Place,
-    candidates_near,
+    around,
+    candidates_in,
     overlaps,
     plan_places,
 )
@@ -217,12 +218,13 @@ class _Reads:
         """The boxes ``select`` keeps in ``image``. ``blanked``: the areas blanked so far in
         the frame read last. Reading crops, the places read before whose pixels blanking did
         not change are read again (the reads are reused: no engine run); where it changed
-        them, what the pre-screen still outlines is read: the frame's candidates not inside a
-        blanked area (a line the detector cut, a word it missed next to one it found), grown
-        and planned anew, and the candidates next to the blanked areas that the frame did not
-        have before blanking (what blanking left or changed: a stroke next to a blanked box,
-        the rest of a cut line). A changed place whose every candidate was blanked is not
-        read again."""
+        pixels (the places it changed, and next to the blanked areas), what the pre-screen
+        still outlines in ``image`` is read, grown and planned anew: the rest of a line the
+        detector cut, a word it missed next to one it found, a stroke blanking left or made
+        next to a blanked box (a candidate the frame had before in a place blanking did not
+        change is not read again: its read stands). A changed place where every stroke was
+        blanked is not read again (a candidate of several lines included: the gaps between
+        its lines' boxes hold no stroke)."""
         if self.crops is None or self.candidates is None:
             self._calls += 1
             return _detect(self.engine, image, self.select)
@@ -234,18 +236,18 @@ class _Reads:
             self.places = list(self.crops.last_places)
         else:
             # the places blanking did not change (the same pixels: the reads are reused);
-            # in those it changed, the candidates it left unblanked; and what blanking left
-            # or changed next to the blanked areas
-            near = candidates_near(self.candidates, image, blanked)
+            # where it changed pixels (the places it changed, next to the blanked areas),
+            # what the pre-screen outlines in the blanked frame, but for the candidates the
+            # frame had before in places blanking did not change
             kept = [p for p in self.places if self.crops.known(image, p)]
             changed = [p for p in self.places if p not in kept]
+            look = [*changed, *around(blanked, rows, columns)]
             left = [
                 c
-                for c in sorted(self._before)
-                if not _inside(TextBox(*c), blanked, VERIFY_TOLERANCE)
-                and any(overlaps(c, p) for p in changed)
+                for c in candidates_in(self.candidates, image, look)
+                if c not in self._before or any(overlaps(c, p) for p in changed)
             ]
-            fresh = plan_places([*left, *(c for c in near if c not in self._before)], rows, columns)
+            fresh = plan_places(left, rows, columns)
             found = self.crops.read(image, [*kept, *fresh])
             self.places = list(dict.fromkeys(self.crops.last_places))
         return list(self.select(found)) if self.select is not None else found
@@ -415,10 +417,10 @@ def clean_pixels(
     in this object (the unchanged text of a loop's frames, a blanked frame read back) reuses
     that read. Pixels of a frame outside its candidates' places are not read by the engine.
     A later round reads the places read before where blanking changed nothing (the reads are
-    reused), and, where it changed something, only around the candidates it left outside the
-    blanked boxes and the candidates next to the blanked boxes that blanking left or changed (a
-    place whose every candidate was blanked is not read again); verification reads the written
-    frame at the places of the frame's last round. The 8-bit image of
+    reused), and, where it changed something (the places it changed, next to the blanked
+    boxes), only around what the pre-screen still outlines in the blanked frame (a place
+    whose every stroke was blanked is not read again); verification reads the written frame
+    at the places of the frame's last round. The 8-bit image of
     a blanked frame (later rounds, verification) uses the grey window of its original.
     ``ocr_calls`` counts every engine run, one per crop. Overlay planes are always read whole.
     """
