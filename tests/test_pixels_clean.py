@@ -251,6 +251,32 @@ def test_high_bits_of_signed_data_are_sign_extended() -> None:
     assert np.array_equal(decode_independently(rewrite(ds), 0), before[0])
 
 
+@pytest.mark.parametrize(
+    ("signed", "values", "expected"),
+    [
+        (False, [0, 4095, 17], None),  # every value fits 12 bits: the same array, unchanged
+        (False, [0, 4096, 17], [0, 0, 17]),
+        (False, [0, 0xF00F, 17], [0, 0x00F, 17]),
+        (True, [-2048, 2047, -1], None),
+        (True, [-2049, 2048, -1], [2047, -2048, -1]),  # sign-extended from bit 11
+    ],
+)
+def test_clear_high_bits_returns_the_frame_itself_when_nothing_is_above_bits_stored(
+    signed: bool, values: list[int], expected: list[int] | None
+) -> None:
+    from deid.pixels.blank import clear_high_bits
+    from deid.pixels.frames import read_layout
+
+    ds, _ = build(Spec("MONOCHROME2", 12, signed=signed))
+    frame = np.array([values], np.int16 if signed else np.uint16)
+    cleaned, changed = clear_high_bits(frame, read_layout(ds))
+    if expected is None:
+        assert cleaned is frame and not changed
+    else:
+        assert changed and cleaned.tolist() == [expected]
+        assert cleaned.dtype == frame.dtype
+
+
 def test_residual_text_after_blanking_is_rejected_without_its_text() -> None:
     spec = Spec("MONOCHROME2", 8)
     ds, _ = build(spec)
