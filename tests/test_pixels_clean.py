@@ -181,6 +181,34 @@ def test_identical_frames_are_read_once() -> None:
     assert report.ocr_calls == 4
 
 
+@pytest.mark.parametrize(
+    ("recent", "keep", "reads"), [(8, 64 << 20, 4), (1, 64 << 20, 8), (8, 0, 8)]
+)
+def test_frames_are_matched_to_recent_frames_and_verified_against_kept_ones(
+    monkeypatch: pytest.MonkeyPatch, recent: int, keep: int, reads: int
+) -> None:
+    from deid.pixels import clean as clean_module
+
+    spec = Spec("MONOCHROME2", 8, frames=4)
+    ds, before = build(spec)
+    frames = np.stack([before[0], before[1], before[0], before[1]])
+    ds.PixelData = frames.tobytes()
+    ds = rewrite(ds)
+    monkeypatch.setattr(clean_module, "RECENT", recent)
+    monkeypatch.setattr(clean_module, "KEEP_BYTES", keep)
+    engine = StaticOcr([BOX])
+    report = clean_pixels(ds, engine, pad=PAD, verify=True)
+    # frames 2 and 3 equal frames 0 and 1: with two recent frames kept they are not read
+    # again (two reads each for frames 0 and 1: the frame, then blanked); with one, or no
+    # bytes to keep frames in, each frame is read. Verification reads nothing: the written
+    # frames are the blanked frames read clean, compared value by value, or by digest where
+    # none are kept
+    assert (engine.calls, report.ocr_calls) == (reads, reads)
+    out = rewrite(ds)
+    for index in range(4):
+        check_exact(frames[index], decode_independently(out, index), REGION, (0,))
+
+
 def test_prescreen_skips_frames_it_clears() -> None:
     spec = Spec("MONOCHROME2", 8, frames=3)
     ds, before = build(spec)

@@ -143,6 +143,27 @@ def blank_frame(
     # one value for every sample where they are equal (black RGB), else sample by sample:
     # numpy fills a block from a scalar many times faster than it broadcasts a vector
     uniform = samples == 1 or len(set(fill)) == 1
+    done = fill_areas(boxes, rows, columns, pad=pad, align=align)
+    for area in done:
+        block = frame[area.top : area.bottom, area.left : area.right]
+        if uniform:
+            block[...] = fill[0]
+        else:
+            for sample, value in enumerate(fill):
+                block[..., sample] = value
+    return done
+
+
+def fill_areas(
+    boxes: Iterable[TextBox],
+    rows: int,
+    columns: int,
+    *,
+    pad: int = 0,
+    align: tuple[int, int] = (1, 1),
+) -> list[TextBox]:
+    """The areas :func:`blank_frame` fills in a ``rows`` x ``columns`` frame for ``boxes``
+    (each grown by ``pad``, aligned, clipped; boxes outside the frame left out)."""
     done: list[TextBox] = []
     for box in boxes:
         clipped = clip_box(box, rows, columns, pad)
@@ -150,12 +171,6 @@ def blank_frame(
             continue
         if align != (1, 1):
             clipped = align_box(clipped, rows, columns, *align)
-        block = frame[clipped.top : clipped.bottom, clipped.left : clipped.right]
-        if uniform:
-            block[...] = fill[0]
-        else:
-            for sample, value in enumerate(fill):
-                block[..., sample] = value
         done.append(clipped)
     return done
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from deid.errors import ResidualPhiError
 from deid.ocr import OcrEngine, TextBox
-from deid.pixels.blank import Blanked, blank_frame, clear_high_bits, fill_values
+from deid.pixels.blank import Blanked, blank_frame, clear_high_bits, fill_areas, fill_values
 from deid.pixels.encode import JPEG_BASELINE, EncodeResult, write_frames
 from deid.pixels.frames import (
     PixelLayout,
@@ -61,6 +61,14 @@ ROUNDS = 2
 #: A box found again after blanking is accepted when it lies within this many pixels of a
 #: blanked area (OCR boxes wobble by a pixel or two on the blanked image).
 VERIFY_TOLERANCE = 2
+
+#: Bytes of frames one object's pass keeps to compare frames value by value (no digest to
+#: compute): the blanked frames the engine read clean (verification compares the written
+#: frames with them; past this, their SHA-256 digests), and, as much again, up to
+#: :data:`RECENT` recent distinct frames of a multi-frame object (a frame equal to one of
+#: them is not read again).
+KEEP_BYTES = 64 << 20
+RECENT = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +122,26 @@ def _digest(array: npt.NDArray[Any]) -> bytes:
     digest.update(repr((array.shape, array.dtype.str)).encode())
     digest.update(np.ascontiguousarray(array).data.cast("B"))
     return digest.digest()
+
+
+def _equal(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> bool:
+    """Whether ``a`` and ``b`` hold the same values in the same shape and type (a sample of
+    values first: frames that differ mostly differ there)."""
+    import numpy as np
+
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.size > 4096:
+        step = a.size // 1024
+        if not np.array_equal(a.reshape(-1)[::step], b.reshape(-1)[::step]):
+            return False
+    return bool(np.array_equal(a, b))
+
+
+def _matches(frame: npt.NDArray[Any], reference: npt.NDArray[Any] | bytes) -> bool:
+    if isinstance(reference, bytes):
+        return _digest(frame) == reference
+    return _equal(frame, reference)
 
 
 def _alignment(layout: PixelLayout, lossless: bool) -> tuple[int, int]:
@@ -271,8 +299,12 @@ class FrameScan:
     After every frame: ``areas`` (index -> areas filled, for frames that change: boxes, or
     bits above Bits Stored), ``blanked``, ``high_bits``, ``calls`` (OCR reads, verification's
     included once it ran), ``skipped`` (frames the pre-screen cleared) and ``read_clean``
-    (digests of blanked frames the engine read and found clean: verification need not read
-    them again). ``reads`` and :meth:`how` are what :func:`verify_frames` needs.
+    (index -> the blanked frame the engine read and found clean, or its digest past
+    :data:`KEEP_BYTES`: verification need not read those exact values again). ``reads`` and
+    :meth:`how` are what :func:`verify_frames` needs.
+
+    Identical frames of a multi-frame object are read once: a frame equal, value by value,
+    to one of the :data:`RECENT` distinct frames before it gets that frame's boxes.
     """
 
     def __init__(
@@ -297,16 +329,21 @@ class FrameScan:
         self.fill = fill_values(layout, ds)
         self.align = _alignment(layout, lossless)
         self.reads = _Reads(engine, select, candidates)
-        self.found: dict[bytes, list[TextBox]] = {}
-        self.windows: dict[bytes, Window] = {}  # each read frame's grey window
-        self.places: dict[bytes, list[Place]] = {}  # where each frame was read (crops)
+        # per distinct frame (numbered in order): boxes, grey window, places read (crops),
+        # and the blanked frame read clean (or its digest)
+        self.found: dict[int, list[TextBox]] = {}
+        self.windows: dict[int, Window] = {}
+        self.places: dict[int, list[Place]] = {}
+        self.clean: dict[int, npt.NDArray[Any] | bytes] = {}
+        self._recent: list[tuple[int, npt.NDArray[Any]]] = []  # (number, copy of the frame)
+        self._kept = 0  # bytes of the blanked frames kept in ``clean``
         self.frame_windows: dict[int, Window] = {}
         self.frame_places: dict[int, list[Place]] = {}
+        self.read_clean: dict[int, npt.NDArray[Any] | bytes] = {}
         self.areas: dict[int, list[TextBox]] = {}
         self.blanked: list[Blanked] = []
         self.high_bits: list[int] = []
         self.skipped = 0
-        self.read_clean: set[bytes] = set()
 
     @property
     def calls(self) -> int:
@@ -320,8 +357,7 @@ class FrameScan:
         cleared = cleared or hidden
         if cleared:
             self.high_bits.append(index)
-        # identical frames are read once: a single frame has none to match (no digest)
-        key = _digest(frame) if layout.number_of_frames > 1 else b""
+        key = self._seen(frame)
         boxes = self.found.get(key)
         if boxes is None:
             window = self.windows[key] = grey_window(frame, layout, ds)
@@ -335,13 +371,13 @@ class FrameScan:
                 extra, clean = _more_rounds(frame, boxes, self.reads, self.rounds - 1, how)
                 boxes = boxes + extra
                 if clean is not None:
-                    self.read_clean.add(clean)
+                    self._keep_clean(key, clean)
                 self.places[key] = self.reads.places
             self.found[key] = boxes
         filled: list[TextBox] = []
         if boxes:
-            scratch = frame if frame.flags.writeable else frame.copy()
-            filled = blank_frame(scratch, boxes, self.fill, pad=self.pad, align=self.align)
+            rows, columns = int(frame.shape[0]), int(frame.shape[1])
+            filled = fill_areas(boxes, rows, columns, pad=self.pad, align=self.align)
             name = self.engine.name
             self.blanked.extend(
                 Blanked(index, a.left, a.top, a.width, a.height, name, a.confidence) for a in filled
@@ -351,6 +387,33 @@ class FrameScan:
             self.frame_windows[index] = self.windows.get(key)
             if key in self.places:
                 self.frame_places[index] = self.places[key]
+            if key in self.clean:
+                self.read_clean[index] = self.clean[key]
+
+    def _seen(self, frame: npt.NDArray[Any]) -> int:
+        """The number of ``frame``'s values: a recent distinct frame's where it equals one
+        (a single frame has none to match), else a new one (kept as a recent frame: at most
+        :data:`RECENT`, together within :data:`KEEP_BYTES`)."""
+        if self.layout.number_of_frames > 1:
+            for number, kept in self._recent[::-1]:
+                if _equal(kept, frame):
+                    return number
+        new = len(self.found)
+        if self.layout.number_of_frames > 1 and frame.nbytes <= KEEP_BYTES:
+            recent = [*self._recent, (new, frame.copy())][-RECENT:]
+            while sum(kept.nbytes for _, kept in recent) > KEEP_BYTES:
+                del recent[0]
+            self._recent = recent
+        return new
+
+    def _keep_clean(self, key: int, clean: npt.NDArray[Any]) -> None:
+        """Keeps the blanked frame read clean while :data:`KEEP_BYTES` allows, else its
+        digest."""
+        if self._kept + clean.nbytes <= KEEP_BYTES:
+            self.clean[key] = clean
+            self._kept += clean.nbytes
+        else:
+            self.clean[key] = _digest(clean)
 
     def boxed(self) -> dict[int, list[TextBox]]:
         """The frames with blanked boxes (those verification reads again)."""
@@ -491,10 +554,10 @@ def _more_rounds(
     reads: _Reads,
     rounds: int,
     how: tuple[PixelLayout, Dataset, tuple[int, ...], int, tuple[int, int], Window],
-) -> tuple[list[TextBox], bytes | None]:
+) -> tuple[list[TextBox], npt.NDArray[Any] | None]:
     """Boxes found by reading the blanked frame again (up to ``rounds`` more reads), and the
-    digest of the blanked frame when its last read found nothing new (verification need not
-    read those exact stored values again)."""
+    blanked frame when its last read found nothing new (verification need not read those
+    exact stored values again)."""
     if rounds <= 0 or not boxes:
         return [], None
     layout, ds, fill, pad, align, window = how
@@ -505,7 +568,7 @@ def _more_rounds(
         again = reads.read(to_uint8(scratch, layout, ds, window=window), areas)
         new = [box for box in again if not _inside(box, areas, VERIFY_TOLERANCE)]
         if not new:
-            return extra, _digest(scratch)
+            return extra, scratch
         extra.extend(new)
         areas.extend(blank_frame(scratch, new, fill, pad=pad, align=align))
     return extra, None
@@ -516,15 +579,16 @@ def verify_frames(
     reads: _Reads,
     areas: Mapping[int, list[TextBox]],
     how: tuple[Mapping[int, Window], Mapping[int, list[Place]]],
-    read_clean: set[bytes] | None = None,
+    read_clean: Mapping[int, npt.NDArray[Any] | bytes] | None = None,
     read: Callable[[int], npt.NDArray[Any]] | None = None,
 ) -> None:
     """Read every blanked frame back from the written pixel data, shown with its original's
     grey window and read where the pass read it (whole, or its places); raise on text left
-    outside the blanked areas. A frame whose stored values are exactly those of a blanked
-    frame the engine already read and found clean is not read again (same input, same
-    answer: lossless outputs). ``read`` (index -> stored values) reads a frame as written
-    (default: from ``ds``'s Pixel Data). ``reads.calls`` counts the reads made."""
+    outside the blanked areas. A frame whose stored values are exactly those of the blanked
+    frame the engine already read and found clean (``read_clean``: index -> that frame, or
+    its SHA-256 digest) is not read again (same input, same answer: lossless outputs).
+    ``read`` (index -> stored values) reads a frame as written (default: from ``ds``'s Pixel
+    Data). ``reads.calls`` counts the reads made."""
     windows, places = how
     if not areas:
         return
@@ -535,11 +599,11 @@ def verify_frames(
     hits: list[str] = []
     for index in sorted(areas):
         frame = read(index)
-        digest = _digest(frame)
-        key = digest + repr((areas[index], windows.get(index), places.get(index))).encode()
+        reference = read_clean.get(index) if read_clean is not None else None
+        if reference is not None and _matches(frame, reference):
+            continue
+        key = _digest(frame) + repr((areas[index], windows.get(index), places.get(index))).encode()
         clean = seen.get(key)
-        if clean is None and read_clean is not None and digest in read_clean:
-            clean = True
         if clean is None:
             image = to_uint8(frame, layout, ds, window=windows.get(index))
             again = reads.read_again(image, places.get(index))
