@@ -115,6 +115,24 @@ def test_a_crop_finds_the_line_detect_finds(engine: RapidOcr) -> None:
 
 
 @needs_models
+def test_crops_read_together_find_what_each_finds_alone(
+    engine: RapidOcr, textimages: ModuleType
+) -> None:
+    image = textimages.make("US", 11).image
+    crops = [
+        (image[0:48, 0:96], (True, True, False, False)),
+        (image[0:48, 96:192], (False, True, False, False)),  # the same size: one batch
+        (image[40:104, 0:160], (True, False, False, False)),
+        (image, (True, True, True, True)),  # every side outer: read as detect reads it
+    ]
+    together = engine.detect_crops(crops)
+    assert together == [engine.detect_crop(crop, outer) for crop, outer in crops]
+    assert together[-1] == engine.detect(image)
+    assert any(together)
+    assert engine.detect_crops([]) == []
+
+
+@needs_models
 def test_boxes_come_back_in_input_pixels() -> None:
     probability = np.zeros((32, 64), np.float32)
     probability[8:12, 8:40] = 0.9

@@ -203,6 +203,40 @@ def test_crops_are_read_by_their_sides_where_the_engine_can() -> None:
     assert (reader.calls, reader.reused) == (3, 0)
 
 
+class TogetherEngine(SidedEngine):
+    """A sided ink engine that also reads several crops in one call (``detect_crops``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def detect_crops(
+        self, crops: list[tuple[np.ndarray, tuple[bool, bool, bool, bool]]]
+    ) -> list[list[TextBox]]:
+        self.batches.append(len(crops))
+        return [self.detect_crop(crop, outer) for crop, outer in crops]
+
+
+def test_new_places_of_an_image_are_read_together_and_then_reused() -> None:
+    image = np.zeros((100, 300), np.uint8)
+    image[4:14, 4:40] = 255
+    image[50:60, 140:180] = 255
+    image[50:60, 240:290] = 255  # a line past its place: the grown crop is read alone
+    engine = TogetherEngine()
+    reader = CropReader(engine)
+    places = [(0, 0, 50, 20), (130, 45, 190, 65), (230, 45, 270, 65)]
+    boxes = reader.read(image, places)
+    alone = CropReader(SidedEngine())
+    assert boxes == alone.read(image, places)  # the same boxes as read one by one
+    assert reader.last_places == alone.last_places
+    assert engine.batches == [3]  # the three fitted places in one call, then the growth
+    assert (reader.calls, reader.reused) == (alone.calls, alone.reused) == (4, 0)
+    again = reader.read(image, places)  # known pixels: nothing read, every read reused
+    assert again == boxes
+    assert engine.batches == [3]
+    assert (reader.calls, reader.reused) == (4, 4)
+
+
 def test_candidates_near_looks_only_next_to_the_areas() -> None:
     image = np.zeros((200, 400), np.uint8)
     image[50:60, 100:110] = 255  # next to the blanked area

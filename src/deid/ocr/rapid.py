@@ -247,14 +247,34 @@ class RapidOcr:
         caller's margin), and the crop is read at its size, framed up to whole multiples of
         32 (replicated on the outer sides, else on the right and bottom), never resampled.
         Every side outer, or a crop too large to read unresampled: :meth:`detect`."""
-        bgr = _as_bgr(crop, self._cv2)
-        rows, columns = bgr.shape[:2]
-        sides = self._sides(rows, columns, outer)
-        if sides is None:
-            return self.detect(crop)
-        tensor, meta = self._prepare(crop, sides)
-        probability = self._detector.run(None, {self._det_input: tensor})[0]
-        return self._finish(probability[0, 0], meta)
+        return self.detect_crops([(crop, outer)])[0]
+
+    def detect_crops(
+        self, crops: Sequence[tuple[npt.NDArray[np.uint8], tuple[bool, bool, bool, bool]]]
+    ) -> list[list[TextBox]]:
+        """:meth:`detect_crop` on several ``(crop, outer)``; crops framed to one size go
+        through the detector as one batch (a frame's small places: a run has a fixed cost
+        on top of its pixels). The same boxes as one by one."""
+        results: list[list[TextBox]] = [[] for _ in crops]
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        prepared: dict[int, Any] = {}
+        for index, (crop, outer) in enumerate(crops):
+            rows, columns = int(crop.shape[0]), int(crop.shape[1])
+            sides = self._sides(rows, columns, outer)
+            if sides is None:
+                results[index] = self.detect(crop)
+                continue
+            prepared[index] = self._prepare(crop, sides)
+            by_shape.setdefault(tuple(prepared[index][0].shape), []).append(index)
+        for indices in by_shape.values():
+            if len(indices) == 1:
+                batch = prepared[indices[0]][0]
+            else:
+                batch = np.concatenate([prepared[i][0] for i in indices], axis=0)
+            maps = self._detector.run(None, {self._det_input: batch})[0]
+            for slot, index in enumerate(indices):
+                results[index] = self._finish(maps[slot, 0], prepared[index][1])
+        return results
 
     def _sides(
         self, rows: int, columns: int, outer: tuple[bool, bool, bool, bool]

@@ -219,17 +219,48 @@ class CropReader:
         self._fit: Callable[..., tuple[int, int]] | None = getattr(engine, "crop_size", None)
         self._crop: Callable[..., list[TextBox]] | None = getattr(engine, "detect_crop", None)
         self._read: dict[bytes, list[TextBox]] = {}
+        self._fresh: set[bytes] = set()  # read together, not yet taken by their place
+        self._keys: dict[Place, bytes] | None = None
         self.last_places: list[Place] = []
 
     def read(self, image: npt.NDArray[np.uint8], places: Iterable[Place]) -> list[TextBox]:
         """Every box found in ``places`` of ``image``, in the image's pixels.
         ``last_places``: the places read in the end (fitted and grown)."""
         rows, columns = int(image.shape[0]), int(image.shape[1])
-        found: list[TextBox] = []
-        self.last_places = []
-        for place in places:
-            found += self._read_place(image, self._fitted(place, rows, columns))
+        fitted = [self._fitted(place, rows, columns) for place in places]
+        self._keys = {}  # the keys of this image's places, while it is read
+        try:
+            self._read_together(image, fitted)
+            found: list[TextBox] = []
+            self.last_places = []
+            for place in fitted:
+                found += self._read_place(image, place)
+        finally:
+            self._keys = None
         return found
+
+    def _read_together(self, image: npt.NDArray[np.uint8], places: Sequence[Place]) -> None:
+        """Reads the ``places`` of ``image`` not read before in one call, where the engine
+        reads several crops at once (``detect_crops``: same-sized crops in one detector
+        run): their reads are then known, as if each had been read alone."""
+        together: Callable[..., list[list[TextBox]]] | None = getattr(
+            self.engine, "detect_crops", None
+        )
+        if together is None or self._crop is None or len(places) < 2:
+            return
+        rows, columns = int(image.shape[0]), int(image.shape[1])
+        wanted: dict[bytes, tuple[npt.NDArray[np.uint8], tuple[bool, bool, bool, bool]]] = {}
+        for place in places:
+            key = self._key(image, place)
+            if key not in self._read and key not in wanted:
+                left, top, right, bottom = place
+                wanted[key] = (image[top:bottom, left:right], _outer(place, rows, columns))
+        if len(wanted) < 2:
+            return
+        for key, boxes in zip(wanted, together(list(wanted.values())), strict=True):
+            self._read[key] = list(boxes)
+            self.calls += 1
+            self._fresh.add(key)
 
     def known(self, image: npt.NDArray[np.uint8], place: Place) -> bool:
         """Whether ``place`` of ``image`` (as fitted) holds pixels already read."""
@@ -239,10 +270,14 @@ class CropReader:
     def _key(self, image: npt.NDArray[np.uint8], place: Place) -> bytes:
         """What a read of ``place`` depends on: its pixels, and which of its sides are the
         image's edges (where the engine frames a crop by its sides, ``detect_crop``)."""
+        if self._keys is not None and place in self._keys:
+            return self._keys[place]
         left, top, right, bottom = place
         key = _digest(image[top:bottom, left:right])
         if self._crop is not None:
             key += bytes(_outer(place, int(image.shape[0]), int(image.shape[1])))
+        if self._keys is not None:
+            self._keys[place] = key
         return key
 
     def _read_place(self, image: npt.NDArray[np.uint8], place: Place) -> list[TextBox]:
@@ -263,6 +298,8 @@ class CropReader:
         crop = image[top:bottom, left:right]
         key = self._key(image, place)
         boxes = self._read.get(key)
+        fresh = key in self._fresh  # read just now, with other places: not a reuse
+        self._fresh.discard(key)
         if boxes is None:
             if self._crop is not None:
                 outer = _outer(place, int(image.shape[0]), int(image.shape[1]))
@@ -271,7 +308,7 @@ class CropReader:
                 boxes = list(self.engine.detect(crop))
             self.calls += 1
             self._read[key] = boxes
-        else:
+        elif not fresh:
             self.reused += 1
         if left == 0 and top == 0:
             return list(boxes)
