@@ -110,9 +110,9 @@ def native_pixel_data(
     verify: bool = False,
 ) -> bytes:
     """``original`` native Pixel Data with ``frames`` (index -> stored values) written in.
-    ``verify``: each frame is read back from the written bytes and compared with the values
-    given (:class:`deid.PixelError` where one differs); every frame of ``frames`` is taken
-    once (a mapping that builds its frames on demand builds each once)."""
+    ``verify``: each frame is read back from the bytes written for it and compared with the
+    values given (:class:`deid.PixelError` where one differs); every frame of ``frames`` is
+    taken once (a mapping that builds its frames on demand builds each once)."""
     import numpy as np
 
     from deid.pixels.frames import native_frame_from_bytes
@@ -129,19 +129,28 @@ def native_pixel_data(
             for index, ink in wanted.items():
                 _check_read_back(native_frame_from_bytes(packed, layout, index), ink, index)
         return packed
-    out = bytearray(original)
+    # the unchanged stretches of ``original`` and the new frames, joined in one copy
     size = layout.native_frame_bits // 8
-    for index, frame in frames.items():
-        out[index * size : (index + 1) * size] = native_frame_bytes(frame, layout)
+    view = memoryview(original)
+    pieces: list[bytes | memoryview] = []
+    position = 0
+    for index in sorted(frames):
+        frame = frames[index]
+        data = native_frame_bytes(frame, layout)
+        if len(data) != size or not 0 <= index < layout.number_of_frames:
+            raise PixelError(f"frame {index} does not fit the native Pixel Data")
         if verify:
-            _check_read_back(native_frame_from_bytes(out, layout, index), frame, index)
-    return bytes(out)
+            _check_read_back(native_frame_from_bytes(data, layout, 0), frame, index)
+        pieces += [view[position : index * size], data]
+        position = (index + 1) * size
+    pieces.append(view[position:])
+    return b"".join(pieces)
 
 
 def _check_read_back(got: npt.NDArray[Any], frame: npt.NDArray[Any], index: int) -> None:
     import numpy as np
 
-    if not np.array_equal(got, np.asarray(frame).astype(got.dtype)):
+    if not np.array_equal(got, np.asarray(frame).astype(got.dtype, copy=False)):
         raise PixelError(f"frame {index} did not read back as written")
 
 
