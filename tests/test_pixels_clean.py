@@ -182,7 +182,7 @@ def test_identical_frames_are_read_once() -> None:
 
 
 @pytest.mark.parametrize(
-    ("recent", "keep", "reads"), [(8, 64 << 20, 4), (1, 64 << 20, 8), (8, 0, 8)]
+    ("recent", "keep", "reads"), [(8, 32 << 20, 4), (1, 32 << 20, 8), (8, 0, 8)]
 )
 def test_frames_are_matched_to_recent_frames_and_verified_against_kept_ones(
     monkeypatch: pytest.MonkeyPatch, recent: int, keep: int, reads: int

@@ -67,7 +67,7 @@ VERIFY_TOLERANCE = 2
 #: frames with them; past this, their SHA-256 digests), and, as much again, up to
 #: :data:`RECENT` recent distinct frames of a multi-frame object (a frame equal to one of
 #: them is not read again).
-KEEP_BYTES = 64 << 20
+KEEP_BYTES = 32 << 20
 RECENT = 8
 
 
