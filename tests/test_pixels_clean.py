@@ -16,7 +16,7 @@ from pydicom.uid import (
 
 from deid import ResidualPhiError
 from deid.ocr import StaticOcr, TextBox
-from deid.pixels import clean_pixels
+from deid.pixels import blank_frame, clean_pixels
 from tests.test_pixels_support import Spec, build, decode_independently, rewrite
 
 BOX = TextBox(5, 7, 12, 6, 0.9, "SECRET PATIENT NAME")
@@ -127,6 +127,27 @@ def test_lossless_blank_is_exact(spec: Spec) -> None:
     assert all(b.engine == "static" and b.confidence == pytest.approx(0.9) for b in report.blanked)
     assert "SECRET" not in repr(report)
     assert "LossyImageCompression" not in out or spec.syntax == JPEG2000
+
+
+@pytest.mark.parametrize("spec", LOSSLESS_CASES, ids=[_id(s) for s in LOSSLESS_CASES])
+def test_the_blanked_image_of_round_two_is_the_image_of_the_blanked_frame(spec: Spec) -> None:
+    # round 2 sets the blanked areas of the frame's 8-bit image to the fill's 8-bit value
+    # instead of making the blanked frame's image anew: the same pixels, in every layout
+    from deid.pixels.blank import clear_high_bits
+    from deid.pixels.clean import _fill_shown
+    from deid.pixels.frames import iter_frames, read_layout
+    from deid.pixels.normalise import grey_window, to_uint8
+
+    ds, _ = build(spec)
+    layout = read_layout(ds)
+    frame, _ = clear_high_bits(next(iter(iter_frames(ds, layout))), layout)
+    fill = expected_fill(spec)
+    window = grey_window(frame, layout, ds)
+    scratch = frame.copy()
+    areas = blank_frame(scratch, [BOX, TextBox(0, 0, 3, 2)], fill, pad=PAD)
+    patched = to_uint8(frame, layout, ds, window=window).copy()
+    blank_frame(patched, areas, _fill_shown(frame, layout, ds, fill, window))
+    assert np.array_equal(patched, to_uint8(scratch, layout, ds, window=window))
 
 
 def test_native_ybr_full_422_blanks_whole_chroma_pairs() -> None:

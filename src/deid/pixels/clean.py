@@ -368,7 +368,7 @@ class FrameScan:
             else:
                 boxes = self.reads.read(image)
                 how = (layout, ds, self.fill, self.pad, self.align, window)
-                extra, clean = _more_rounds(frame, boxes, self.reads, self.rounds - 1, how)
+                extra, clean = _more_rounds(frame, image, boxes, self.reads, self.rounds - 1, how)
                 boxes = boxes + extra
                 if clean is not None:
                     self._keep_clean(key, clean)
@@ -550,6 +550,7 @@ def clean_pixels(
 
 def _more_rounds(
     frame: npt.NDArray[Any],
+    image: npt.NDArray[np.uint8],
     boxes: list[TextBox],
     reads: _Reads,
     rounds: int,
@@ -557,21 +558,45 @@ def _more_rounds(
 ) -> tuple[list[TextBox], npt.NDArray[Any] | None]:
     """Boxes found by reading the blanked frame again (up to ``rounds`` more reads), and the
     blanked frame when its last read found nothing new (verification need not read those
-    exact stored values again)."""
+    exact stored values again). ``image``: the frame's 8-bit image (with ``window``): the
+    blanked frame's is that image with the blanked areas set to the fill's 8-bit value (the
+    8-bit image is a function of each stored value alone, the window given), not a new one."""
     if rounds <= 0 or not boxes:
         return [], None
     layout, ds, fill, pad, align, window = how
     scratch = frame.copy()
     areas = blank_frame(scratch, boxes, fill, pad=pad, align=align)
+    shown = _fill_shown(frame, layout, ds, fill, window)
+    blanked_image = image.copy()
+    blank_frame(blanked_image, areas, shown)
     extra: list[TextBox] = []
     for _ in range(rounds):
-        again = reads.read(to_uint8(scratch, layout, ds, window=window), areas)
+        again = reads.read(blanked_image, areas)
         new = [box for box in again if not _inside(box, areas, VERIFY_TOLERANCE)]
         if not new:
             return extra, scratch
         extra.extend(new)
-        areas.extend(blank_frame(scratch, new, fill, pad=pad, align=align))
+        done = blank_frame(scratch, new, fill, pad=pad, align=align)
+        areas.extend(done)
+        blanked_image = blanked_image.copy()  # (the reads keep the image they were given)
+        blank_frame(blanked_image, done, shown)
     return extra, None
+
+
+def _fill_shown(
+    frame: npt.NDArray[Any],
+    layout: PixelLayout,
+    ds: Dataset,
+    fill: tuple[int, ...],
+    window: Window,
+) -> tuple[int, ...]:
+    """The 8-bit image's value(s) of a pixel holding ``fill`` (the frame's window)."""
+    import numpy as np
+
+    shape = (1, 1) if frame.ndim == 2 else (1, 1, len(fill))
+    pixel = np.asarray(fill, dtype=frame.dtype).reshape(shape)
+    shown = to_uint8(pixel, layout, ds, window=window)
+    return tuple(int(v) for v in shown.reshape(-1))
 
 
 def verify_frames(
