@@ -134,3 +134,35 @@ def test_labels_are_16_bit_only_where_every_component_fits() -> None:
     big = np.zeros((600, 600), np.uint8)
     big[::2, ::2] = 1  # 90,000 components: more than 16-bit labels hold
     assert label_type(cv2, big) == cv2.CV_32S
+
+
+def _sparse_mask(seed: int, rows: int = 400, columns: int = 300) -> np.ndarray:
+    """Blobs in bands of rows, with empty rows between some (fewer and more than the band
+    gap), a blob across two bands' gap, and noise pixels."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((rows, columns), np.uint8)
+    for top in (5, 40, 48, 150, 151, 300):
+        for _ in range(12):
+            y, x = top + int(rng.integers(0, 10)), int(rng.integers(0, columns - 12))
+            mask[y : y + int(rng.integers(1, 9)), x : x + int(rng.integers(1, 12))] = 1
+    mask[60:140, 250:252] = 1  # a tall bar: one component across what would be bands
+    mask[140:170][rng.random((30, columns)) < 0.01] = 1  # noise in one band
+    mask[:, :3] = 0
+    return mask
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("whole", [0.7, 0.0, 1.0], ids=["default", "always whole", "banded"])
+def test_components_labelled_band_by_band_are_those_of_the_whole_mask(
+    seed: int, whole: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cv2
+
+    from deid.ocr import prescreen as module
+
+    monkeypatch.setattr(module, "WHOLE_SHARE", whole)
+    mask = _sparse_mask(seed)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
+    expected = sorted(map(tuple, stats[1:, :5].tolist()))
+    assert sorted(map(tuple, module.component_stats(cv2, mask).tolist())) == expected
+    assert module.component_stats(cv2, np.zeros((20, 30), np.uint8)).shape == (0, 5)

@@ -75,6 +75,64 @@ def test_post_processing_unclips_pads_and_drops_tall_boxes() -> None:
 
 
 @needs_models
+def test_a_crop_is_framed_only_on_its_outer_sides_and_read_unresampled() -> None:
+    # a 40 x 70 crop whose left side is the image's edge: 16 replicated columns there and
+    # 10 more to reach 96; 24 rows below it to reach 64 (no side of those is outer)
+    probability = np.zeros((64, 96), np.float32)
+    probability[10:15, 30:70] = 0.9  # in the framed input: rows 10..14, columns 4..43 of the crop
+    framed = RapidOcr(pad=0, border=16)
+    framed._detector = fake = _FakeDetector(probability)
+    crop = np.zeros((40, 70), np.uint8)
+    (box,) = framed.detect_crop(crop, (True, False, False, False))
+    assert fake.shapes == [(1, 3, 64, 96)]
+    # 6 x 41 after dilation, grown by 6*41*1.6/94 = 4.19, shifted back by 26 columns, clipped
+    assert (box.left, box.top, box.right, box.bottom) == (0, 5, 50, 21)
+    # an inner crop (no outer side): framed on the right and bottom only, up to 32 x 96
+    fake.probability = np.zeros((64, 96), np.float32)
+    assert framed.detect_crop(np.zeros((40, 70), np.uint8), (False,) * 4) == []
+    assert fake.shapes[-1] == (1, 3, 64, 96)
+    assert framed.detect_crop(np.zeros((30, 70), np.uint8), (False,) * 4) == []
+    assert fake.shapes[-1] == (1, 3, 32, 96)
+    # every side outer: what detect reads (the border all round, resized to the model size)
+    assert framed.detect_crop(np.zeros((40, 70), np.uint8), (True,) * 4) == []
+    assert fake.shapes[-1] == (1, 3, 64, 96)  # 72 x 102 resized
+
+
+@needs_models
+def test_a_crop_finds_the_line_detect_finds(engine: RapidOcr) -> None:
+    from PIL import Image, ImageDraw, ImageFont
+
+    canvas = Image.new("L", (400, 160), 0)
+    ImageDraw.Draw(canvas).text(
+        (120, 60), "DOE^JANE 1234", fill=255, font=ImageFont.load_default(size=20)
+    )
+    image = np.asarray(canvas)
+    rows, columns = np.nonzero(image)
+    crop = image[40:104, 96:320]  # an inner place: 24 columns and 20 rows of margin
+    (box,) = engine.detect_crop(crop, (False,) * 4)
+    assert box.left + 96 <= columns.min() and box.top + 40 <= rows.min()
+    assert box.right + 96 > columns.max() and box.bottom + 40 > rows.max()
+
+
+@needs_models
+def test_crops_read_together_find_what_each_finds_alone(
+    engine: RapidOcr, textimages: ModuleType
+) -> None:
+    image = textimages.make("US", 11).image
+    crops = [
+        (image[0:48, 0:96], (True, True, False, False)),
+        (image[0:48, 96:192], (False, True, False, False)),  # the same size: one batch
+        (image[40:104, 0:160], (True, False, False, False)),
+        (image, (True, True, True, True)),  # every side outer: read as detect reads it
+    ]
+    together = engine.detect_crops(crops)
+    assert together == [engine.detect_crop(crop, outer) for crop, outer in crops]
+    assert together[-1] == engine.detect(image)
+    assert any(together)
+    assert engine.detect_crops([]) == []
+
+
+@needs_models
 def test_boxes_come_back_in_input_pixels() -> None:
     probability = np.zeros((32, 64), np.float32)
     probability[8:12, 8:40] = 0.9
@@ -209,3 +267,8 @@ def test_crops_are_sized_to_be_read_without_resampling(engine: RapidOcr) -> None
     assert engine.crop_size(33, 97) == (64, 128)
     assert RapidOcr(scale=0.5).crop_size(10, 10) == (10, 10)  # resampled anyway
     assert RapidOcr(max_side=64).crop_size(40, 40) == (40, 40)  # 96 > 64: shrunk anyway
+    # read with detect_crop: the border only on the outer sides (the image's edges)
+    assert engine.crop_size(10, 10, (False,) * 4) == (32, 32)
+    assert engine.crop_size(10, 10, (True, False, False, False)) == (32, 16)
+    assert engine.crop_size(33, 97, (False, True, False, True)) == (64, 128)
+    assert engine.crop_size(33, 97, (True,) * 4) == engine.crop_size(33, 97)

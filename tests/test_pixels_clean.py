@@ -16,7 +16,7 @@ from pydicom.uid import (
 
 from deid import ResidualPhiError
 from deid.ocr import StaticOcr, TextBox
-from deid.pixels import clean_pixels
+from deid.pixels import blank_frame, clean_pixels
 from tests.test_pixels_support import Spec, build, decode_independently, rewrite
 
 BOX = TextBox(5, 7, 12, 6, 0.9, "SECRET PATIENT NAME")
@@ -129,6 +129,27 @@ def test_lossless_blank_is_exact(spec: Spec) -> None:
     assert "LossyImageCompression" not in out or spec.syntax == JPEG2000
 
 
+@pytest.mark.parametrize("spec", LOSSLESS_CASES, ids=[_id(s) for s in LOSSLESS_CASES])
+def test_the_blanked_image_of_round_two_is_the_image_of_the_blanked_frame(spec: Spec) -> None:
+    # round 2 sets the blanked areas of the frame's 8-bit image to the fill's 8-bit value
+    # instead of making the blanked frame's image anew: the same pixels, in every layout
+    from deid.pixels.blank import clear_high_bits
+    from deid.pixels.clean import _fill_shown
+    from deid.pixels.frames import iter_frames, read_layout
+    from deid.pixels.normalise import grey_window, to_uint8
+
+    ds, _ = build(spec)
+    layout = read_layout(ds)
+    frame, _ = clear_high_bits(next(iter(iter_frames(ds, layout))), layout)
+    fill = expected_fill(spec)
+    window = grey_window(frame, layout, ds)
+    scratch = frame.copy()
+    areas = blank_frame(scratch, [BOX, TextBox(0, 0, 3, 2)], fill, pad=PAD)
+    patched = to_uint8(frame, layout, ds, window=window).copy()
+    blank_frame(patched, areas, _fill_shown(frame, layout, ds, fill, window))
+    assert np.array_equal(patched, to_uint8(scratch, layout, ds, window=window))
+
+
 def test_native_ybr_full_422_blanks_whole_chroma_pairs() -> None:
     spec = Spec("YBR_FULL_422", 8, frames=2)
     ds, before = build(spec)
@@ -179,6 +200,34 @@ def test_identical_frames_are_read_once() -> None:
     # frames hold exactly those blanked values (lossless), so verification reads nothing new
     assert verifying.calls == 4
     assert report.ocr_calls == 4
+
+
+@pytest.mark.parametrize(
+    ("recent", "keep", "reads"), [(8, 32 << 20, 4), (1, 32 << 20, 8), (8, 0, 8)]
+)
+def test_frames_are_matched_to_recent_frames_and_verified_against_kept_ones(
+    monkeypatch: pytest.MonkeyPatch, recent: int, keep: int, reads: int
+) -> None:
+    from deid.pixels import clean as clean_module
+
+    spec = Spec("MONOCHROME2", 8, frames=4)
+    ds, before = build(spec)
+    frames = np.stack([before[0], before[1], before[0], before[1]])
+    ds.PixelData = frames.tobytes()
+    ds = rewrite(ds)
+    monkeypatch.setattr(clean_module, "RECENT", recent)
+    monkeypatch.setattr(clean_module, "KEEP_BYTES", keep)
+    engine = StaticOcr([BOX])
+    report = clean_pixels(ds, engine, pad=PAD, verify=True)
+    # frames 2 and 3 equal frames 0 and 1: with two recent frames kept they are not read
+    # again (two reads each for frames 0 and 1: the frame, then blanked); with one, or no
+    # bytes to keep frames in, each frame is read. Verification reads nothing: the written
+    # frames are the blanked frames read clean, compared value by value, or by digest where
+    # none are kept
+    assert (engine.calls, report.ocr_calls) == (reads, reads)
+    out = rewrite(ds)
+    for index in range(4):
+        check_exact(frames[index], decode_independently(out, index), REGION, (0,))
 
 
 def test_prescreen_skips_frames_it_clears() -> None:
@@ -249,6 +298,32 @@ def test_high_bits_of_signed_data_are_sign_extended() -> None:
     report = clean_pixels(ds, StaticOcr(), pad=PAD)
     assert report.high_bits_cleared == (0,)
     assert np.array_equal(decode_independently(rewrite(ds), 0), before[0])
+
+
+@pytest.mark.parametrize(
+    ("signed", "values", "expected"),
+    [
+        (False, [0, 4095, 17], None),  # every value fits 12 bits: the same array, unchanged
+        (False, [0, 4096, 17], [0, 0, 17]),
+        (False, [0, 0xF00F, 17], [0, 0x00F, 17]),
+        (True, [-2048, 2047, -1], None),
+        (True, [-2049, 2048, -1], [2047, -2048, -1]),  # sign-extended from bit 11
+    ],
+)
+def test_clear_high_bits_returns_the_frame_itself_when_nothing_is_above_bits_stored(
+    signed: bool, values: list[int], expected: list[int] | None
+) -> None:
+    from deid.pixels.blank import clear_high_bits
+    from deid.pixels.frames import read_layout
+
+    ds, _ = build(Spec("MONOCHROME2", 12, signed=signed))
+    frame = np.array([values], np.int16 if signed else np.uint16)
+    cleaned, changed = clear_high_bits(frame, read_layout(ds))
+    if expected is None:
+        assert cleaned is frame and not changed
+    else:
+        assert changed and cleaned.tolist() == [expected]
+        assert cleaned.dtype == frame.dtype
 
 
 def test_residual_text_after_blanking_is_rejected_without_its_text() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,44 @@ def test_failed_verification_is_a_pixel_error_and_changes_nothing(
     original = bytes(ds.PixelData)
     monkeypatch.setattr(encode_module, "_compare", lambda *args: False)
     with pytest.raises(PixelError, match="frame 0 did not decode back"):
+        write_frames(ds, {0: before[0]})
+    assert bytes(ds.PixelData) == original
+
+
+class _Built(Mapping[int, np.ndarray]):
+    """Frames built on demand (as the pixel pass's blanked frames): counts every build."""
+
+    def __init__(self, frames: dict[int, np.ndarray]) -> None:
+        self.frames = frames
+        self.built: list[int] = []
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        self.built.append(index)
+        return self.frames[index]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.frames)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+@pytest.mark.parametrize("frames", [1, 3])
+def test_native_frames_are_built_once_and_read_back_before_they_are_kept(
+    monkeypatch: pytest.MonkeyPatch, frames: int
+) -> None:
+    ds, before = build(Spec("MONOCHROME2", 12, frames=frames))
+    original = bytes(ds.PixelData)
+    given = _Built({i: before[i] for i in range(frames)})
+    write_frames(ds, given)
+    assert sorted(given.built) == list(range(frames))  # written and verified: one build each
+    out = rewrite(ds)
+    assert all(np.array_equal(decode_independently(out, i), before[i]) for i in range(frames))
+    # bytes that read back as other values: a pixel error, and the Pixel Data as it was
+    ds.PixelData = original
+    real = encode_module.native_frame_bytes
+    monkeypatch.setattr(encode_module, "native_frame_bytes", lambda f, layout: real(f + 1, layout))
+    with pytest.raises(PixelError, match="frame 0 did not read back as written"):
         write_frames(ds, {0: before[0]})
     assert bytes(ds.PixelData) == original
 

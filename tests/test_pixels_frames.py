@@ -147,9 +147,20 @@ def _reference_grey(frame: np.ndarray, slope: float | None, intercept: float | N
         (8, True, 2.3, -1.0),
     ],
 )
+@pytest.mark.parametrize("opencv", [False, True], ids=["numpy histogram", "opencv histogram"])
 def test_the_lookup_table_gives_what_the_formula_gives_on_every_pixel(
-    bits: int, signed: bool, slope: float | None, intercept: float | None
+    bits: int,
+    signed: bool,
+    slope: float | None,
+    intercept: float | None,
+    opencv: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # the frame's histogram through OpenCV where it is imported already, else numpy's
+    if opencv:
+        monkeypatch.setitem(sys.modules, "cv2", pytest.importorskip("cv2"))
+    else:
+        monkeypatch.delitem(sys.modules, "cv2", raising=False)
     ds, _ = build(Spec("MONOCHROME2", bits, signed=signed))
     if slope is not None:
         ds.RescaleSlope, ds.RescaleIntercept = slope, intercept

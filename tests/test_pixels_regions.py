@@ -164,6 +164,79 @@ def test_crops_grow_to_the_size_the_engine_reads_without_resampling() -> None:
     assert reader.last_places == [(4, 0, 36, 32)]
 
 
+class SidedEngine(InkEngine):
+    """An ink engine that reads crops by their sides (``detect_crop``): records the outer
+    sides of every crop, and sizes crops as a framing engine would (32-multiples with 8
+    pixels on each outer side)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outer: list[tuple[bool, bool, bool, bool]] = []
+
+    def crop_size(
+        self, rows: int, columns: int, outer: tuple[bool, bool, bool, bool]
+    ) -> tuple[int, int]:
+        edge_h, edge_w = 8 * (outer[1] + outer[3]), 8 * (outer[0] + outer[2])
+        return -(-(rows + edge_h) // 32) * 32 - edge_h, -(-(columns + edge_w) // 32) * 32 - edge_w
+
+    def detect_crop(self, crop: np.ndarray, outer: tuple[bool, bool, bool, bool]) -> list[TextBox]:
+        self.outer.append(outer)
+        return self.detect(crop)
+
+
+def test_crops_are_read_by_their_sides_where_the_engine_can() -> None:
+    image = np.zeros((100, 300), np.uint8)
+    image[4:14, 4:40] = 255  # in the top-left corner
+    image[50:60, 140:180] = 255  # inside
+    engine = SidedEngine()
+    reader = CropReader(engine)
+    boxes = reader.read(image, [(0, 0, 50, 20), (130, 45, 190, 65)])
+    assert boxes == [TextBox(4, 4, 36, 10), TextBox(140, 50, 40, 10)]
+    # the corner place: 24 + 8 rows -> 32, 50 + 8 columns -> 64; the inner one: 32 x 64
+    assert reader.last_places == [(0, 0, 56, 24), (128, 39, 192, 71)]
+    assert engine.shapes == [(24, 56), (32, 64)]
+    assert engine.outer == [(True, True, False, False), (False, False, False, False)]
+    # the same pixels read with other outer sides are another read
+    assert reader.known(image, (128, 39, 192, 71))
+    assert not reader.known(image[:, 128:], (0, 39, 64, 71))
+    reader.read(image[:, 128:], [(0, 39, 64, 71)])
+    assert (reader.calls, reader.reused) == (3, 0)
+
+
+class TogetherEngine(SidedEngine):
+    """A sided ink engine that also reads several crops in one call (``detect_crops``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def detect_crops(
+        self, crops: list[tuple[np.ndarray, tuple[bool, bool, bool, bool]]]
+    ) -> list[list[TextBox]]:
+        self.batches.append(len(crops))
+        return [self.detect_crop(crop, outer) for crop, outer in crops]
+
+
+def test_new_places_of_an_image_are_read_together_and_then_reused() -> None:
+    image = np.zeros((100, 300), np.uint8)
+    image[4:14, 4:40] = 255
+    image[50:60, 140:180] = 255
+    image[50:60, 240:290] = 255  # a line past its place: the grown crop is read alone
+    engine = TogetherEngine()
+    reader = CropReader(engine)
+    places = [(0, 0, 50, 20), (130, 45, 190, 65), (230, 45, 270, 65)]
+    boxes = reader.read(image, places)
+    alone = CropReader(SidedEngine())
+    assert boxes == alone.read(image, places)  # the same boxes as read one by one
+    assert reader.last_places == alone.last_places
+    assert engine.batches == [3]  # the three fitted places in one call, then the growth
+    assert (reader.calls, reader.reused) == (alone.calls, alone.reused) == (4, 0)
+    again = reader.read(image, places)  # known pixels: nothing read, every read reused
+    assert again == boxes
+    assert engine.batches == [3]
+    assert (reader.calls, reader.reused) == (4, 4)
+
+
 def test_candidates_near_looks_only_next_to_the_areas() -> None:
     image = np.zeros((200, 400), np.uint8)
     image[50:60, 100:110] = 255  # next to the blanked area
@@ -267,6 +340,36 @@ def test_round_two_reads_again_where_a_candidate_was_left_unblanked() -> None:
     ]
     assert report.ocr_calls == 4
     assert all(shape[:2] != (ROWS, COLUMNS) for shape in engine.shapes)  # only crops
+
+
+def test_round_two_reads_nothing_where_blanking_wiped_out_a_candidate_of_several_lines() -> None:
+    ds, _ = loop(1)
+    values = decode_independently(ds, 0).copy()
+    values[26:36, 10:40] = 255  # a second, shorter line under the name
+    ds.PixelData = values.tobytes()
+    engine = InkEngine()
+
+    def block(image: np.ndarray) -> list[tuple[int, int, int, int]]:
+        # one candidate for the name's two lines (as the pre-screen's group of a block)
+        found = ink_candidates(image)
+        lines = [c for c in found if c[0] < 100]
+        if not lines:
+            return found
+        x0, y0 = min(c[0] for c in lines), min(c[1] for c in lines)
+        x1 = max(c[0] + c[2] for c in lines)
+        y1 = max(c[1] + c[3] for c in lines)
+        return [(x0, y0, x1 - x0, y1 - y0), *(c for c in found if c[0] >= 100)]
+
+    report = clean_pixels(ds, engine, pad=PAD, prescreen=lambda _: True, candidates=block)
+    # the block's candidate (columns 10-60, rows 10-36) is in no blanked box, nor in the two
+    # together (rows 22-23 between the lines are left), but nothing the pre-screen outlines
+    # is left there: round 2 reads nothing
+    assert [(b.left, b.top, b.width, b.height) for b in report.blanked] == [
+        (8, 8, 54, 14),
+        (8, 24, 54, 14),
+        (148, 8, 44, 14),
+    ]
+    assert report.ocr_calls == 2  # the block's place and the clock's, once each
 
 
 def test_crops_blank_exactly_what_whole_frames_blank() -> None:

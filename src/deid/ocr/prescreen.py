@@ -156,12 +156,10 @@ class TextPrescreen:
         background = cv2.morphologyEx(cv2.blur(grey, (3, 3)), cv2.MORPH_OPEN, self._square)
         # 1 where the stroke stands ``contrast`` or more above the background (>= contrast)
         _, mask = cv2.threshold(cv2.subtract(grey, background), contrast - 1, 1, cv2.THRESH_BINARY)
-        count, _, stats, _ = cv2.connectedComponentsWithStats(
-            mask, connectivity=8, ltype=label_type(cv2, mask)
-        )
-        if count <= 1:
+        stats = component_stats(cv2, mask)
+        if not len(stats):
             return []
-        left, top, width, height, area = (stats[1:, i].astype(np.int64) for i in range(5))
+        left, top, width, height, area = (stats[:, i].astype(np.int64) for i in range(5))
         keep = (
             (height >= self.min_height)
             & (height <= self.max_height)
@@ -229,6 +227,49 @@ def _link(
         x1, y1 = int(right[index].max()), int(bottom[index].max())
         found.append((x0, y0, x1 - x0, y1 - y0, len(members)))
     return found
+
+
+#: Bands of the mask separated by fewer empty rows than this are labelled together (one
+#: OpenCV call per band has a cost of its own); where the bands' boxes cover more than
+#: ``WHOLE_SHARE`` of the mask, it is labelled whole.
+BAND_GAP = 16
+WHOLE_SHARE = 0.7
+
+
+def component_stats(cv2: Any, mask: npt.NDArray[np.uint8]) -> npt.NDArray[np.int32]:
+    """``connectedComponentsWithStats(mask, 8)``'s statistics of every component but the
+    background (left, top, width, height, area per row), labelled band by band: no
+    component crosses a row without a set pixel (8-connected neighbours are at most one row
+    apart), so the rows of the mask that hold set pixels are cut into bands at the empty
+    rows between them and each band is labelled within the box of its set pixels (the whole
+    mask at once where that leaves little out). The same
+    components as labelling the whole mask, in an order of their own (callers sort them),
+    and on a sparse mask (a radiograph's strokes, an ultrasound frame's text and speckle) a
+    fraction of the pixels to scan."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if not rows.size:
+        return np.zeros((0, 5), np.int32)
+    cuts = np.flatnonzero(np.diff(rows) > BAND_GAP)
+    starts = rows[np.concatenate(([0], cuts + 1))]
+    ends = rows[np.concatenate((cuts, [rows.size - 1]))] + 1
+    boxes = []
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        x, y, width, height = cv2.boundingRect(mask[start:end])
+        boxes.append((x, start + y, width, height))
+    if sum(w * h for _, _, w, h in boxes) > WHOLE_SHARE * mask.size:
+        boxes = [(0, 0, int(mask.shape[1]), int(mask.shape[0]))]  # little to leave out
+    found: list[npt.NDArray[np.int32]] = []
+    for x, y, width, height in boxes:
+        part = mask[y : y + height, x : x + width]
+        count, _, stats, _ = cv2.connectedComponentsWithStats(
+            part, connectivity=8, ltype=label_type(cv2, part)
+        )
+        if count > 1:
+            placed = stats[1:, :5].astype(np.int32)
+            placed[:, 0] += x
+            placed[:, 1] += y
+            found.append(placed)
+    return np.concatenate(found) if found else np.zeros((0, 5), np.int32)
 
 
 def label_type(cv2: Any, mask: npt.NDArray[np.uint8]) -> int:

@@ -140,7 +140,30 @@ def blank_frame(
     info = np.iinfo(frame.dtype) if frame.dtype.kind in "iu" else None
     if info is not None and any(not info.min <= v <= info.max for v in fill):
         raise PixelError("the fill value does not fit the frame's data type")
-    value: Any = fill[0] if samples == 1 else np.asarray(fill, dtype=frame.dtype)
+    # one value for every sample where they are equal (black RGB), else sample by sample:
+    # numpy fills a block from a scalar many times faster than it broadcasts a vector
+    uniform = samples == 1 or len(set(fill)) == 1
+    done = fill_areas(boxes, rows, columns, pad=pad, align=align)
+    for area in done:
+        block = frame[area.top : area.bottom, area.left : area.right]
+        if uniform:
+            block[...] = fill[0]
+        else:
+            for sample, value in enumerate(fill):
+                block[..., sample] = value
+    return done
+
+
+def fill_areas(
+    boxes: Iterable[TextBox],
+    rows: int,
+    columns: int,
+    *,
+    pad: int = 0,
+    align: tuple[int, int] = (1, 1),
+) -> list[TextBox]:
+    """The areas :func:`blank_frame` fills in a ``rows`` x ``columns`` frame for ``boxes``
+    (each grown by ``pad``, aligned, clipped; boxes outside the frame left out)."""
     done: list[TextBox] = []
     for box in boxes:
         clipped = clip_box(box, rows, columns, pad)
@@ -148,7 +171,6 @@ def blank_frame(
             continue
         if align != (1, 1):
             clipped = align_box(clipped, rows, columns, *align)
-        frame[clipped.top : clipped.bottom, clipped.left : clipped.right] = value
         done.append(clipped)
     return done
 
@@ -161,6 +183,14 @@ def clear_high_bits(frame: npt.NDArray[Any], layout: PixelLayout) -> tuple[Any, 
     if layout.bits_stored >= 8 * frame.dtype.itemsize or layout.bits_allocated == 1:
         return frame, False
     shift = 8 * frame.dtype.itemsize - layout.bits_stored
+    if frame.size:  # every value within Bits Stored's range: nothing to clear (no new array)
+        low, high = (
+            (-(1 << (layout.bits_stored - 1)), (1 << (layout.bits_stored - 1)) - 1)
+            if layout.signed
+            else (0, (1 << layout.bits_stored) - 1)
+        )
+        if int(frame.min()) >= low and int(frame.max()) <= high:
+            return frame, False
     if layout.signed:
         signed = frame.astype(frame.dtype)
         cleaned = np.right_shift(np.left_shift(signed, shift), shift)

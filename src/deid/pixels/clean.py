@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from deid.errors import ResidualPhiError
 from deid.ocr import OcrEngine, TextBox
-from deid.pixels.blank import Blanked, blank_frame, clear_high_bits, fill_values
+from deid.pixels.blank import Blanked, blank_frame, clear_high_bits, fill_areas, fill_values
 from deid.pixels.encode import JPEG_BASELINE, EncodeResult, write_frames
 from deid.pixels.frames import (
     PixelLayout,
@@ -40,7 +40,8 @@ from deid.pixels.regions import (
     Candidates,
     CropReader,
     Place,
-    candidates_near,
+    around,
+    candidates_in,
     overlaps,
     plan_places,
 )
@@ -60,6 +61,14 @@ ROUNDS = 2
 #: A box found again after blanking is accepted when it lies within this many pixels of a
 #: blanked area (OCR boxes wobble by a pixel or two on the blanked image).
 VERIFY_TOLERANCE = 2
+
+#: Bytes of frames one object's pass keeps to compare frames value by value (no digest to
+#: compute): the blanked frames the engine read clean (verification compares the written
+#: frames with them; past this, their SHA-256 digests), and, as much again, up to
+#: :data:`RECENT` recent distinct frames of a multi-frame object (a frame equal to one of
+#: them is not read again).
+KEEP_BYTES = 32 << 20
+RECENT = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +122,26 @@ def _digest(array: npt.NDArray[Any]) -> bytes:
     digest.update(repr((array.shape, array.dtype.str)).encode())
     digest.update(np.ascontiguousarray(array).data.cast("B"))
     return digest.digest()
+
+
+def _equal(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> bool:
+    """Whether ``a`` and ``b`` hold the same values in the same shape and type (a sample of
+    values first: frames that differ mostly differ there)."""
+    import numpy as np
+
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.size > 4096:
+        step = a.size // 1024
+        if not np.array_equal(a.reshape(-1)[::step], b.reshape(-1)[::step]):
+            return False
+    return bool(np.array_equal(a, b))
+
+
+def _matches(frame: npt.NDArray[Any], reference: npt.NDArray[Any] | bytes) -> bool:
+    if isinstance(reference, bytes):
+        return _digest(frame) == reference
+    return _equal(frame, reference)
 
 
 def _alignment(layout: PixelLayout, lossless: bool) -> tuple[int, int]:
@@ -217,12 +246,13 @@ class _Reads:
         """The boxes ``select`` keeps in ``image``. ``blanked``: the areas blanked so far in
         the frame read last. Reading crops, the places read before whose pixels blanking did
         not change are read again (the reads are reused: no engine run); where it changed
-        them, what the pre-screen still outlines is read: the frame's candidates not inside a
-        blanked area (a line the detector cut, a word it missed next to one it found), grown
-        and planned anew, and the candidates next to the blanked areas that the frame did not
-        have before blanking (what blanking left or changed: a stroke next to a blanked box,
-        the rest of a cut line). A changed place whose every candidate was blanked is not
-        read again."""
+        pixels (the places it changed, and next to the blanked areas), what the pre-screen
+        still outlines in ``image`` is read, grown and planned anew: the rest of a line the
+        detector cut, a word it missed next to one it found, a stroke blanking left or made
+        next to a blanked box (a candidate the frame had before in a place blanking did not
+        change is not read again: its read stands). A changed place where every stroke was
+        blanked is not read again (a candidate of several lines included: the gaps between
+        its lines' boxes hold no stroke)."""
         if self.crops is None or self.candidates is None:
             self._calls += 1
             return _detect(self.engine, image, self.select)
@@ -234,18 +264,18 @@ class _Reads:
             self.places = list(self.crops.last_places)
         else:
             # the places blanking did not change (the same pixels: the reads are reused);
-            # in those it changed, the candidates it left unblanked; and what blanking left
-            # or changed next to the blanked areas
-            near = candidates_near(self.candidates, image, blanked)
+            # where it changed pixels (the places it changed, next to the blanked areas),
+            # what the pre-screen outlines in the blanked frame, but for the candidates the
+            # frame had before in places blanking did not change
             kept = [p for p in self.places if self.crops.known(image, p)]
             changed = [p for p in self.places if p not in kept]
+            look = [*changed, *around(blanked, rows, columns)]
             left = [
                 c
-                for c in sorted(self._before)
-                if not _inside(TextBox(*c), blanked, VERIFY_TOLERANCE)
-                and any(overlaps(c, p) for p in changed)
+                for c in candidates_in(self.candidates, image, look)
+                if c not in self._before or any(overlaps(c, p) for p in changed)
             ]
-            fresh = plan_places([*left, *(c for c in near if c not in self._before)], rows, columns)
+            fresh = plan_places(left, rows, columns)
             found = self.crops.read(image, [*kept, *fresh])
             self.places = list(dict.fromkeys(self.crops.last_places))
         return list(self.select(found)) if self.select is not None else found
@@ -269,8 +299,12 @@ class FrameScan:
     After every frame: ``areas`` (index -> areas filled, for frames that change: boxes, or
     bits above Bits Stored), ``blanked``, ``high_bits``, ``calls`` (OCR reads, verification's
     included once it ran), ``skipped`` (frames the pre-screen cleared) and ``read_clean``
-    (digests of blanked frames the engine read and found clean: verification need not read
-    them again). ``reads`` and :meth:`how` are what :func:`verify_frames` needs.
+    (index -> the blanked frame the engine read and found clean, or its digest past
+    :data:`KEEP_BYTES`: verification need not read those exact values again). ``reads`` and
+    :meth:`how` are what :func:`verify_frames` needs.
+
+    Identical frames of a multi-frame object are read once: a frame equal, value by value,
+    to one of the :data:`RECENT` distinct frames before it gets that frame's boxes.
     """
 
     def __init__(
@@ -295,16 +329,21 @@ class FrameScan:
         self.fill = fill_values(layout, ds)
         self.align = _alignment(layout, lossless)
         self.reads = _Reads(engine, select, candidates)
-        self.found: dict[bytes, list[TextBox]] = {}
-        self.windows: dict[bytes, Window] = {}  # each read frame's grey window
-        self.places: dict[bytes, list[Place]] = {}  # where each frame was read (crops)
+        # per distinct frame (numbered in order): boxes, grey window, places read (crops),
+        # and the blanked frame read clean (or its digest)
+        self.found: dict[int, list[TextBox]] = {}
+        self.windows: dict[int, Window] = {}
+        self.places: dict[int, list[Place]] = {}
+        self.clean: dict[int, npt.NDArray[Any] | bytes] = {}
+        self._recent: list[tuple[int, npt.NDArray[Any]]] = []  # (number, copy of the frame)
+        self._kept = 0  # bytes of the blanked frames kept in ``clean``
         self.frame_windows: dict[int, Window] = {}
         self.frame_places: dict[int, list[Place]] = {}
+        self.read_clean: dict[int, npt.NDArray[Any] | bytes] = {}
         self.areas: dict[int, list[TextBox]] = {}
         self.blanked: list[Blanked] = []
         self.high_bits: list[int] = []
         self.skipped = 0
-        self.read_clean: set[bytes] = set()
 
     @property
     def calls(self) -> int:
@@ -318,8 +357,7 @@ class FrameScan:
         cleared = cleared or hidden
         if cleared:
             self.high_bits.append(index)
-        # identical frames are read once: a single frame has none to match (no digest)
-        key = _digest(frame) if layout.number_of_frames > 1 else b""
+        key = self._seen(frame)
         boxes = self.found.get(key)
         if boxes is None:
             window = self.windows[key] = grey_window(frame, layout, ds)
@@ -330,16 +368,16 @@ class FrameScan:
             else:
                 boxes = self.reads.read(image)
                 how = (layout, ds, self.fill, self.pad, self.align, window)
-                extra, clean = _more_rounds(frame, boxes, self.reads, self.rounds - 1, how)
+                extra, clean = _more_rounds(frame, image, boxes, self.reads, self.rounds - 1, how)
                 boxes = boxes + extra
                 if clean is not None:
-                    self.read_clean.add(clean)
+                    self._keep_clean(key, clean)
                 self.places[key] = self.reads.places
             self.found[key] = boxes
         filled: list[TextBox] = []
         if boxes:
-            scratch = frame if frame.flags.writeable else frame.copy()
-            filled = blank_frame(scratch, boxes, self.fill, pad=self.pad, align=self.align)
+            rows, columns = int(frame.shape[0]), int(frame.shape[1])
+            filled = fill_areas(boxes, rows, columns, pad=self.pad, align=self.align)
             name = self.engine.name
             self.blanked.extend(
                 Blanked(index, a.left, a.top, a.width, a.height, name, a.confidence) for a in filled
@@ -349,6 +387,33 @@ class FrameScan:
             self.frame_windows[index] = self.windows.get(key)
             if key in self.places:
                 self.frame_places[index] = self.places[key]
+            if key in self.clean:
+                self.read_clean[index] = self.clean[key]
+
+    def _seen(self, frame: npt.NDArray[Any]) -> int:
+        """The number of ``frame``'s values: a recent distinct frame's where it equals one
+        (a single frame has none to match), else a new one (kept as a recent frame: at most
+        :data:`RECENT`, together within :data:`KEEP_BYTES`)."""
+        if self.layout.number_of_frames > 1:
+            for number, kept in self._recent[::-1]:
+                if _equal(kept, frame):
+                    return number
+        new = len(self.found)
+        if self.layout.number_of_frames > 1 and frame.nbytes <= KEEP_BYTES:
+            recent = [*self._recent, (new, frame.copy())][-RECENT:]
+            while sum(kept.nbytes for _, kept in recent) > KEEP_BYTES:
+                del recent[0]
+            self._recent = recent
+        return new
+
+    def _keep_clean(self, key: int, clean: npt.NDArray[Any]) -> None:
+        """Keeps the blanked frame read clean while :data:`KEEP_BYTES` allows, else its
+        digest."""
+        if self._kept + clean.nbytes <= KEEP_BYTES:
+            self.clean[key] = clean
+            self._kept += clean.nbytes
+        else:
+            self.clean[key] = _digest(clean)
 
     def boxed(self) -> dict[int, list[TextBox]]:
         """The frames with blanked boxes (those verification reads again)."""
@@ -415,10 +480,10 @@ def clean_pixels(
     in this object (the unchanged text of a loop's frames, a blanked frame read back) reuses
     that read. Pixels of a frame outside its candidates' places are not read by the engine.
     A later round reads the places read before where blanking changed nothing (the reads are
-    reused), and, where it changed something, only around the candidates it left outside the
-    blanked boxes and the candidates next to the blanked boxes that blanking left or changed (a
-    place whose every candidate was blanked is not read again); verification reads the written
-    frame at the places of the frame's last round. The 8-bit image of
+    reused), and, where it changed something (the places it changed, next to the blanked
+    boxes), only around what the pre-screen still outlines in the blanked frame (a place
+    whose every stroke was blanked is not read again); verification reads the written frame
+    at the places of the frame's last round. The 8-bit image of
     a blanked frame (later rounds, verification) uses the grey window of its original.
     ``ocr_calls`` counts every engine run, one per crop. Overlay planes are always read whole.
     """
@@ -485,28 +550,53 @@ def clean_pixels(
 
 def _more_rounds(
     frame: npt.NDArray[Any],
+    image: npt.NDArray[np.uint8],
     boxes: list[TextBox],
     reads: _Reads,
     rounds: int,
     how: tuple[PixelLayout, Dataset, tuple[int, ...], int, tuple[int, int], Window],
-) -> tuple[list[TextBox], bytes | None]:
+) -> tuple[list[TextBox], npt.NDArray[Any] | None]:
     """Boxes found by reading the blanked frame again (up to ``rounds`` more reads), and the
-    digest of the blanked frame when its last read found nothing new (verification need not
-    read those exact stored values again)."""
+    blanked frame when its last read found nothing new (verification need not read those
+    exact stored values again). ``image``: the frame's 8-bit image (with ``window``): the
+    blanked frame's is that image with the blanked areas set to the fill's 8-bit value (the
+    8-bit image is a function of each stored value alone, the window given), not a new one."""
     if rounds <= 0 or not boxes:
         return [], None
     layout, ds, fill, pad, align, window = how
     scratch = frame.copy()
     areas = blank_frame(scratch, boxes, fill, pad=pad, align=align)
+    shown = _fill_shown(frame, layout, ds, fill, window)
+    blanked_image = image.copy()
+    blank_frame(blanked_image, areas, shown)
     extra: list[TextBox] = []
     for _ in range(rounds):
-        again = reads.read(to_uint8(scratch, layout, ds, window=window), areas)
+        again = reads.read(blanked_image, areas)
         new = [box for box in again if not _inside(box, areas, VERIFY_TOLERANCE)]
         if not new:
-            return extra, _digest(scratch)
+            return extra, scratch
         extra.extend(new)
-        areas.extend(blank_frame(scratch, new, fill, pad=pad, align=align))
+        done = blank_frame(scratch, new, fill, pad=pad, align=align)
+        areas.extend(done)
+        blanked_image = blanked_image.copy()  # (the reads keep the image they were given)
+        blank_frame(blanked_image, done, shown)
     return extra, None
+
+
+def _fill_shown(
+    frame: npt.NDArray[Any],
+    layout: PixelLayout,
+    ds: Dataset,
+    fill: tuple[int, ...],
+    window: Window,
+) -> tuple[int, ...]:
+    """The 8-bit image's value(s) of a pixel holding ``fill`` (the frame's window)."""
+    import numpy as np
+
+    shape = (1, 1) if frame.ndim == 2 else (1, 1, len(fill))
+    pixel = np.asarray(fill, dtype=frame.dtype).reshape(shape)
+    shown = to_uint8(pixel, layout, ds, window=window)
+    return tuple(int(v) for v in shown.reshape(-1))
 
 
 def verify_frames(
@@ -514,15 +604,16 @@ def verify_frames(
     reads: _Reads,
     areas: Mapping[int, list[TextBox]],
     how: tuple[Mapping[int, Window], Mapping[int, list[Place]]],
-    read_clean: set[bytes] | None = None,
+    read_clean: Mapping[int, npt.NDArray[Any] | bytes] | None = None,
     read: Callable[[int], npt.NDArray[Any]] | None = None,
 ) -> None:
     """Read every blanked frame back from the written pixel data, shown with its original's
     grey window and read where the pass read it (whole, or its places); raise on text left
-    outside the blanked areas. A frame whose stored values are exactly those of a blanked
-    frame the engine already read and found clean is not read again (same input, same
-    answer: lossless outputs). ``read`` (index -> stored values) reads a frame as written
-    (default: from ``ds``'s Pixel Data). ``reads.calls`` counts the reads made."""
+    outside the blanked areas. A frame whose stored values are exactly those of the blanked
+    frame the engine already read and found clean (``read_clean``: index -> that frame, or
+    its SHA-256 digest) is not read again (same input, same answer: lossless outputs).
+    ``read`` (index -> stored values) reads a frame as written (default: from ``ds``'s Pixel
+    Data). ``reads.calls`` counts the reads made."""
     windows, places = how
     if not areas:
         return
@@ -533,11 +624,11 @@ def verify_frames(
     hits: list[str] = []
     for index in sorted(areas):
         frame = read(index)
-        digest = _digest(frame)
-        key = digest + repr((areas[index], windows.get(index), places.get(index))).encode()
+        reference = read_clean.get(index) if read_clean is not None else None
+        if reference is not None and _matches(frame, reference):
+            continue
+        key = _digest(frame) + repr((areas[index], windows.get(index), places.get(index))).encode()
         clean = seen.get(key)
-        if clean is None and read_clean is not None and digest in read_clean:
-            clean = True
         if clean is None:
             image = to_uint8(frame, layout, ds, window=windows.get(index))
             again = reads.read_again(image, places.get(index))

@@ -103,22 +103,55 @@ def native_frame_bytes(frame: npt.NDArray[Any], layout: PixelLayout) -> bytes:
 
 
 def native_pixel_data(
-    original: bytes, layout: PixelLayout, frames: Mapping[int, npt.NDArray[Any]]
+    original: bytes,
+    layout: PixelLayout,
+    frames: Mapping[int, npt.NDArray[Any]],
+    *,
+    verify: bool = False,
 ) -> bytes:
-    """``original`` native Pixel Data with ``frames`` (index -> stored values) written in."""
+    """``original`` native Pixel Data with ``frames`` (index -> stored values) written in.
+    ``verify``: each frame is read back from the bytes written for it and compared with the
+    values given (:class:`deid.PixelError` where one differs); every frame of ``frames`` is
+    taken once (a mapping that builds its frames on demand builds each once)."""
     import numpy as np
+
+    from deid.pixels.frames import native_frame_from_bytes
 
     if layout.bits_allocated == 1:
         bits = np.unpackbits(np.frombuffer(original, np.uint8), bitorder="little")
         count = layout.rows * layout.columns
+        wanted: dict[int, npt.NDArray[Any]] = {}
         for index, frame in frames.items():
-            bits[index * count : (index + 1) * count] = (np.asarray(frame) != 0).reshape(-1)
-        return np.packbits(bits, bitorder="little").tobytes()
-    out = bytearray(original)
+            wanted[index] = np.asarray(frame) != 0
+            bits[index * count : (index + 1) * count] = wanted[index].reshape(-1)
+        packed = np.packbits(bits, bitorder="little").tobytes()
+        if verify:
+            for index, ink in wanted.items():
+                _check_read_back(native_frame_from_bytes(packed, layout, index), ink, index)
+        return packed
+    # the unchanged stretches of ``original`` and the new frames, joined in one copy
     size = layout.native_frame_bits // 8
-    for index, frame in frames.items():
-        out[index * size : (index + 1) * size] = native_frame_bytes(frame, layout)
-    return bytes(out)
+    view = memoryview(original)
+    pieces: list[bytes | memoryview] = []
+    position = 0
+    for index in sorted(frames):
+        frame = frames[index]
+        data = native_frame_bytes(frame, layout)
+        if len(data) != size or not 0 <= index < layout.number_of_frames:
+            raise PixelError(f"frame {index} does not fit the native Pixel Data")
+        if verify:
+            _check_read_back(native_frame_from_bytes(data, layout, 0), frame, index)
+        pieces += [view[position : index * size], data]
+        position = (index + 1) * size
+    pieces.append(view[position:])
+    return b"".join(pieces)
+
+
+def _check_read_back(got: npt.NDArray[Any], frame: npt.NDArray[Any], index: int) -> None:
+    import numpy as np
+
+    if not np.array_equal(got, np.asarray(frame).astype(got.dtype, copy=False)):
+        raise PixelError(f"frame {index} did not read back as written")
 
 
 # -- encapsulated -------------------------------------------------------------------------
@@ -421,10 +454,7 @@ def write_frames(
     if not frames:
         return EncodeResult(syntax, syntax, photometric_interpretation=layout.decoded_photometric)
     if not layout.encapsulated:
-        original = bytes(ds.PixelData)
-        ds.PixelData = native_pixel_data(original, layout, frames)
-        if verify:
-            _verify_native(ds, layout, frames, original)
+        ds.PixelData = native_pixel_data(bytes(ds.PixelData), layout, frames, verify=verify)
         return EncodeResult(
             syntax,
             syntax,
@@ -432,21 +462,6 @@ def write_frames(
             photometric_interpretation=layout.photometric_interpretation,
         )
     return _write_encapsulated(ds, layout, frames, boxes or {}, lossless, verify)
-
-
-def _verify_native(
-    ds: Dataset, layout: PixelLayout, frames: Mapping[int, npt.NDArray[Any]], original: bytes
-) -> None:
-    import numpy as np
-
-    from deid.pixels.frames import native_frame_from_bytes
-
-    raw = bytes(ds.PixelData)
-    for index, frame in frames.items():
-        got = native_frame_from_bytes(raw, layout, index)
-        if not np.array_equal(got, np.asarray(frame).astype(got.dtype)):
-            ds.PixelData = original
-            raise PixelError(f"frame {index} did not read back as written")
 
 
 #: The Image Pixel elements a decoder reads (the rest of group 0028, such as windows and

@@ -243,7 +243,9 @@ def _native_dtype(layout: PixelLayout) -> np.dtype[Any]:
     return dtype.newbyteorder("<" if layout.little_endian else ">")
 
 
-def native_frame_from_bytes(raw: bytes, layout: PixelLayout, index: int) -> npt.NDArray[Any]:
+def native_frame_from_bytes(
+    raw: bytes | bytearray, layout: PixelLayout, index: int
+) -> npt.NDArray[Any]:
     """Decode frame ``index`` of the native Pixel Data bytes ``raw``."""
     import numpy as np
 

@@ -12,7 +12,10 @@ pixel pass reads crops:
    When the places cover more than :data:`FULL_FRAME_SHARE` of the frame, or there are more
    than :data:`MAX_CANDIDATES` candidates, the whole frame is read instead.
 2. :class:`CropReader` cuts each place out of the 8-bit image (grown to a size the engine
-   reads without resampling, where it says which: ``crop_size``) and detects in it. A box
+   reads without resampling, where it says which: ``crop_size``) and detects in it; an
+   engine that frames a crop by its sides (``detect_crop``, e.g. RapidOcr's replicated
+   border only where the crop meets the image's edge: inside, the place's margin is the
+   image's own context) is told which sides are the image's edges. A box
    that reaches an inner edge of its crop (text may go on past it) grows the crop on that
    side and the crop is read again, until no box does (or, after :data:`MAX_GROWTH` times,
    the whole image is read).
@@ -141,8 +144,17 @@ def candidates_near(
     margin, with :data:`CONTEXT` more pixels of image around it for the search): where a
     blanked frame changed. Candidates elsewhere are those of the frame before blanking."""
     rows, columns = int(image.shape[0]), int(image.shape[1])
+    return candidates_in(candidates, image, around(areas, rows, columns))
+
+
+def candidates_in(
+    candidates: Candidates, image: npt.NDArray[np.uint8], places: Iterable[Place]
+) -> list[Candidate]:
+    """``candidates`` of ``image`` that overlap ``places`` (merged), each place looked at
+    with :data:`CONTEXT` more pixels of image around it."""
+    rows, columns = int(image.shape[0]), int(image.shape[1])
     found: list[Candidate] = []
-    for left, top, right, bottom in merge(around(areas, rows, columns)):
+    for left, top, right, bottom in merge(places):
         x0, y0 = max(0, left - CONTEXT), max(0, top - CONTEXT)
         x1, y1 = min(columns, right + CONTEXT), min(rows, bottom + CONTEXT)
         for x, y, width, height in candidates(image[y0:y1, x0:x1]):
@@ -204,25 +216,69 @@ class CropReader:
         self.engine = engine
         self.calls = 0
         self.reused = 0
-        self._fit: Callable[[int, int], tuple[int, int]] | None = getattr(engine, "crop_size", None)
+        self._fit: Callable[..., tuple[int, int]] | None = getattr(engine, "crop_size", None)
+        self._crop: Callable[..., list[TextBox]] | None = getattr(engine, "detect_crop", None)
         self._read: dict[bytes, list[TextBox]] = {}
+        self._fresh: set[bytes] = set()  # read together, not yet taken by their place
+        self._keys: dict[Place, bytes] | None = None
         self.last_places: list[Place] = []
 
     def read(self, image: npt.NDArray[np.uint8], places: Iterable[Place]) -> list[TextBox]:
         """Every box found in ``places`` of ``image``, in the image's pixels.
         ``last_places``: the places read in the end (fitted and grown)."""
         rows, columns = int(image.shape[0]), int(image.shape[1])
-        found: list[TextBox] = []
-        self.last_places = []
-        for place in places:
-            found += self._read_place(image, self._fitted(place, rows, columns))
+        fitted = [self._fitted(place, rows, columns) for place in places]
+        self._keys = {}  # the keys of this image's places, while it is read
+        try:
+            self._read_together(image, fitted)
+            found: list[TextBox] = []
+            self.last_places = []
+            for place in fitted:
+                found += self._read_place(image, place)
+        finally:
+            self._keys = None
         return found
+
+    def _read_together(self, image: npt.NDArray[np.uint8], places: Sequence[Place]) -> None:
+        """Reads the ``places`` of ``image`` not read before in one call, where the engine
+        reads several crops at once (``detect_crops``: same-sized crops in one detector
+        run): their reads are then known, as if each had been read alone."""
+        together: Callable[..., list[list[TextBox]]] | None = getattr(
+            self.engine, "detect_crops", None
+        )
+        if together is None or self._crop is None or len(places) < 2:
+            return
+        rows, columns = int(image.shape[0]), int(image.shape[1])
+        wanted: dict[bytes, tuple[npt.NDArray[np.uint8], tuple[bool, bool, bool, bool]]] = {}
+        for place in places:
+            key = self._key(image, place)
+            if key not in self._read and key not in wanted:
+                left, top, right, bottom = place
+                wanted[key] = (image[top:bottom, left:right], _outer(place, rows, columns))
+        if len(wanted) < 2:
+            return
+        for key, boxes in zip(wanted, together(list(wanted.values())), strict=True):
+            self._read[key] = list(boxes)
+            self.calls += 1
+            self._fresh.add(key)
 
     def known(self, image: npt.NDArray[np.uint8], place: Place) -> bool:
         """Whether ``place`` of ``image`` (as fitted) holds pixels already read."""
         rows, columns = int(image.shape[0]), int(image.shape[1])
-        left, top, right, bottom = self._fitted(place, rows, columns)
-        return _digest(image[top:bottom, left:right]) in self._read
+        return self._key(image, self._fitted(place, rows, columns)) in self._read
+
+    def _key(self, image: npt.NDArray[np.uint8], place: Place) -> bytes:
+        """What a read of ``place`` depends on: its pixels, and which of its sides are the
+        image's edges (where the engine frames a crop by its sides, ``detect_crop``)."""
+        if self._keys is not None and place in self._keys:
+            return self._keys[place]
+        left, top, right, bottom = place
+        key = _digest(image[top:bottom, left:right])
+        if self._crop is not None:
+            key += bytes(_outer(place, int(image.shape[0]), int(image.shape[1])))
+        if self._keys is not None:
+            self._keys[place] = key
+        return key
 
     def _read_place(self, image: npt.NDArray[np.uint8], place: Place) -> list[TextBox]:
         rows, columns = int(image.shape[0]), int(image.shape[1])
@@ -240,13 +296,19 @@ class CropReader:
     def _boxes(self, image: npt.NDArray[np.uint8], place: Place) -> list[TextBox]:
         left, top, right, bottom = place
         crop = image[top:bottom, left:right]
-        key = _digest(crop)
+        key = self._key(image, place)
         boxes = self._read.get(key)
+        fresh = key in self._fresh  # read just now, with other places: not a reuse
+        self._fresh.discard(key)
         if boxes is None:
-            boxes = list(self.engine.detect(crop))
+            if self._crop is not None:
+                outer = _outer(place, int(image.shape[0]), int(image.shape[1]))
+                boxes = list(self._crop(crop, outer))
+            else:
+                boxes = list(self.engine.detect(crop))
             self.calls += 1
             self._read[key] = boxes
-        else:
+        elif not fresh:
             self.reused += 1
         if left == 0 and top == 0:
             return list(boxes)
@@ -278,10 +340,19 @@ class CropReader:
         if self._fit is None:
             return place
         left, top, right, bottom = place
-        want_h, want_w = self._fit(bottom - top, right - left)
+        if self._crop is not None:
+            want_h, want_w = self._fit(bottom - top, right - left, _outer(place, rows, columns))
+        else:
+            want_h, want_w = self._fit(bottom - top, right - left)
         left, right = _widen(left, right, want_w, columns)
         top, bottom = _widen(top, bottom, want_h, rows)
         return (left, top, right, bottom)
+
+
+def _outer(place: Place, rows: int, columns: int) -> tuple[bool, bool, bool, bool]:
+    """Which sides of ``place`` (left, top, right, bottom) are the image's edges."""
+    left, top, right, bottom = place
+    return (left == 0, top == 0, right == columns, bottom == rows)
 
 
 def _widen(start: int, end: int, size: int, limit: int) -> tuple[int, int]:
