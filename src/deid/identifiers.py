@@ -422,8 +422,8 @@ def _raw_visits(
     if items is None:
         return False
     for item in items:
-        for tag in sorted(item):
-            held = item[tag]
+        for tag, held in sorted((int(key), value) for key, value in item.items()):
+            # (int tags: pydicom's BaseTag compares in Python, an int in C)
             wanted = _TAG_WANTED.get(tag)
             if wanted is None:
                 wanted = _tag_wanted(tag)
