@@ -231,7 +231,9 @@ def _patch_value(data: bytes, tag: int, new: bytes) -> bytes:
 
 
 def test_what_the_fast_path_hands_on(monkeypatch) -> None:
-    """Odd lengths, implicit VR and non-plain files go to the general path: same outputs."""
+    """Odd lengths, implicit VR and non-plain files go to the general path; a top-level
+    sequence of undefined length (whose items pydicom's reader builds) takes the fast path:
+    the same outputs either way."""
     spy = _Spy(monkeypatch)
     plain = _variants()["latin-1"]
     # Odd lengths: Station Name is kept under upload (Retain Device Identity), so pydicom
@@ -245,15 +247,29 @@ def test_what_the_fast_path_hands_on(monkeypatch) -> None:
     pair = _Pair(load_policy("upload"))
     for data in (plain, odd_kept, odd_changed, implicit, undefined, plain[:-3], b"\x00" * 200):
         pair.check(data)
-    assert (spy.fast, spy.handed_on) == (2, 5)
+    assert (spy.fast, spy.handed_on) == (3, 4)
+    # The undefined lengths (sequence and items) leave as they came.
+    got = pair.check(undefined)
+    assert isinstance(got[0], bytes)
+    assert _ITEM + b"\xff\xff\xff\xff" in got[0]
+    assert _ITEM_END + _SEQUENCE_END in got[0]
+    assert spy.fast == 4
+
+
+_ITEM = b"\xfe\xff\x00\xe0"
+_ITEM_END = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"
+_SEQUENCE_END = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 
 
 def _undefined_sequence(data: bytes) -> bytes:
-    """``data`` with its Referenced Image Sequence written with undefined lengths."""
+    """``data`` with its top-level sequences and their items written with undefined
+    lengths."""
     ds = dcmread(io.BytesIO(data))
-    ds["ReferencedImageSequence"].is_undefined_length = True
-    for each in ds.ReferencedImageSequence:
-        each.is_undefined_length_sequence_item = True
+    for elem in ds:
+        if elem.VR == "SQ":
+            elem.is_undefined_length = True
+            for each in elem.value:
+                each.is_undefined_length_sequence_item = True
     assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     return to_bytes(ds)
 

@@ -295,8 +295,9 @@ class _Run:
         self, path: tuple[tuple[int, int], ...], tag: int, raw: RawDataElement, action: ActionCode
     ) -> tuple[list[bytes], Out]:
         """A sequence as :func:`deid.encoding.sequence_bytes` writes pydicom's converted one."""
-        if raw.length == 0xFFFFFFFF or raw.value is None:
-            raise FallbackError
+        undefined = raw.length == _UNDEFINED
+        if (undefined and path) or raw.value is None:
+            raise FallbackError  # (read strictly, items hold no sequence of undefined length)
         items = self.items.get(id(raw))
         if items is None:
             items = parse_items(raw) if raw.length else []
@@ -323,6 +324,9 @@ class _Run:
             content = b"".join(parts)
         else:
             raise FallbackError
+        if undefined:  # as pydicom's reader marks it, and its writer writes it
+            header = _SEQUENCE_HEADER.pack(tag >> 16, tag & 0xFFFF, b"SQ\x00\x00", _UNDEFINED)
+            return [header, content, _SEQUENCE_DELIMITER], (tag, "SQ", None, None, items_out)
         header = _SEQUENCE_HEADER.pack(tag >> 16, tag & 0xFFFF, b"SQ\x00\x00", len(content))
         return [header, content], (tag, "SQ", None, None, items_out)
 

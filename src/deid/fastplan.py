@@ -245,7 +245,7 @@ class _Follower:
 
     def _parsed(self, raw: RawDataElement) -> list[tuple[bool, Level]]:
         """A kept sequence's items as the planner reads them (:func:`convert_sequence`)."""
-        if raw.VR != "SQ" or raw.length == 0xFFFFFFFF or raw.value is None:
+        if raw.VR != "SQ" or raw.value is None:
             raise FallbackError
         items = self.items.get(id(raw))
         if items is None:

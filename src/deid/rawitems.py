@@ -30,7 +30,8 @@ from deid.tags import stored
 from deid.values import fast_reading
 
 __all__ = ["MAX_DEPTH", "NestingTooDeepError", "as_if_converted", "convert_sequence"]
-__all__ += ["LONG_VR_BYTES", "VR_BYTES", "empty_raw_value", "parse_items", "sequence_items"]
+__all__ += ["LONG_VR_BYTES", "VR_BYTES", "empty_raw_value", "parse_items", "sequence_end"]
+__all__ += ["sequence_items"]
 
 RawItem = dict[BaseTag, RawDataElement]
 
@@ -264,6 +265,15 @@ def empty_raw_value(vr: str) -> bytes | None:
 
 #: The explicit VRs read here, and those with a 4-byte length (as their two bytes).
 VR_BYTES, LONG_VR_BYTES = _VRS, _LONG_VRS
+
+
+def sequence_end(data: bytes, pos: int) -> int | None:
+    """Where a sequence of undefined length whose items start at ``pos`` ends (after its
+    delimiter), its items read as :func:`convert_sequence` reads them; ``None`` otherwise."""
+    try:
+        return _items(data, pos, None, True)[1]
+    except (_UnsupportedError, struct.error):
+        return None
 
 
 def parse_items(raw: RawDataElement) -> list[tuple[bool, RawItem]] | None:

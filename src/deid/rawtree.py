@@ -22,7 +22,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
-from deid.rawitems import LONG_VR_BYTES, VR_BYTES, empty_raw_value
+from deid.rawitems import LONG_VR_BYTES, VR_BYTES, empty_raw_value, sequence_end
 
 __all__ = ["EXPLICIT_LITTLE", "Level", "RawFile", "parse_part10", "to_dataset"]
 
@@ -94,13 +94,22 @@ def _level(data: bytes, pos: int, *, meta: bool) -> tuple[Level, int] | None:
             start += 4
         stop = start + length
         if length == _UNDEFINED:
-            if meta or tag != _PIXEL_DATA or text not in ("OB", "OW"):
+            if meta:
                 return None
-            fragments_end = _fragments_end(data, start)
-            if fragments_end is None:
+            if text == "SQ":  # (pydicom's reader builds the items: the same as these)
+                sequence_stop = sequence_end(data, start)
+                if sequence_stop is None:
+                    return None
+                value: bytes | None = data[start : sequence_stop - 8]
+                stop = sequence_stop
+            elif tag != _PIXEL_DATA or text not in ("OB", "OW"):
                 return None
-            value: bytes | None = data[start:fragments_end]
-            stop = fragments_end + 8
+            else:
+                fragments_end = _fragments_end(data, start)
+                if fragments_end is None:
+                    return None
+                value = data[start:fragments_end]
+                stop = fragments_end + 8
         elif stop > end:
             return None
         else:
