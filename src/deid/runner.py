@@ -50,6 +50,7 @@ from deid.audit import AuditRecord
 from deid.codes import Outcome, RejectReason
 from deid.engine import Deidentifier
 from deid.errors import MissingDependencyError, RejectedError
+from deid.quiet import unquoted_call
 from deid.storage import Location
 
 if TYPE_CHECKING:
@@ -273,6 +274,7 @@ def process_one(
     )
 
 
+@unquoted_call  # (reading values outside a deid call, pydicom may quote them in warnings)
 def _pairs(engine: Deidentifier, data: bytes, output: Any) -> list[Pair]:
     from deid.crosswalk import pairs_of
     from deid.engine import read_dataset
