@@ -36,6 +36,7 @@ from deid.burnedin import needs_prescreen, pixel_pass_reason
 from deid.codes import ActionCode, Outcome, ProfileOption
 from deid.decisions import ITEM_TAG, Decision, Plan
 from deid.encoding import LONG_VRS, raw_header
+from deid.encoding import _header as encoding_header
 from deid.fastplan import FallbackError, Items, collect_plain, plan_plain
 from deid.fastverify import AsRaw, Out, Output, verify_plain
 from deid.markers import (
@@ -79,7 +80,6 @@ _SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 _LENGTH = struct.Struct("<L")
 _SEQUENCE_HEADER = struct.Struct("<HH4sL")
 _SHORT_HEADER = struct.Struct("<HH2sH")
-_LONG_HEADER = struct.Struct("<HH2s2xL")
 _MIN_PIXELS = 64
 _KEEP = ActionCode.K
 #: VRs whose values verification does not read (numbers and binary values: the raw-byte scan
@@ -461,8 +461,8 @@ def _next(pending: list[int]) -> int:
 
 
 def _header(tag: int, vr: str, length: int) -> bytes:
-    header = _LONG_HEADER if vr in LONG_VRS else _SHORT_HEADER
-    return header.pack(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), length)
+    """An explicit VR little endian element header, as the general writer builds it."""
+    return encoding_header(tag, vr, length, False)
 
 
 def _single_uid(level: list[Out], tag: int) -> str | None:
